@@ -1,0 +1,178 @@
+"""ResNet and ResNeXt backbones, built as mmdetection builds them (pytorch and caffe style)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .configuration_faster_rcnn import BLOCK_EXPANSION, FasterRCNNConfig
+
+
+def _batch_norm(channels: int, eps: float) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=eps)
+
+
+class Shortcut(nn.Module):
+    """1x1 projection of a residual block's input when its shape changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, eps: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+        self.norm = _batch_norm(out_channels, eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(hidden_states))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (ResNet-18/34)."""
+
+    expansion = BLOCK_EXPANSION["basic"]
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int,
+        dilation: int,
+        shortcut: Shortcut | None,
+        eps: float,
+        **_: object,
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(
+            in_channels, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
+        self.bn1 = _batch_norm(planes, eps)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = _batch_norm(planes, eps)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = shortcut
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        identity = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
+        out = self.relu(self.bn1(self.conv1(hidden_states)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand (ResNet-50 and deeper, ResNeXt).
+
+    `style="pytorch"` strides the 3x3 convolution, `style="caffe"` the first 1x1.
+    """
+
+    expansion = BLOCK_EXPANSION["bottleneck"]
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int,
+        dilation: int,
+        shortcut: Shortcut | None,
+        eps: float,
+        style: str = "pytorch",
+        groups: int = 1,
+        base_width: int = 4,
+        base_channels: int = 64,
+    ) -> None:
+        super().__init__()
+        if groups == 1:
+            width = planes
+        else:
+            width = math.floor(planes * (base_width / base_channels)) * groups
+        reduce_stride, spatial_stride = (1, stride) if style == "pytorch" else (stride, 1)
+        self.conv1 = nn.Conv2d(in_channels, width, 1, stride=reduce_stride, bias=False)
+        self.bn1 = _batch_norm(width, eps)
+        self.conv2 = nn.Conv2d(
+            width,
+            width,
+            3,
+            stride=spatial_stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
+        self.bn2 = _batch_norm(width, eps)
+        self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
+        self.bn3 = _batch_norm(planes * self.expansion, eps)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = shortcut
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        identity = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
+        out = self.relu(self.bn1(self.conv1(hidden_states)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class Stem(nn.Module):
+    """7x7 stride-2 convolution, BatchNorm, ReLU and 3x3 stride-2 max-pooling."""
+
+    def __init__(self, out_channels: int, eps: float, in_channels: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3, bias=False)
+        self.norm = _batch_norm(out_channels, eps)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.relu(self.norm(self.conv(pixel_values))))
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet/ResNeXt returning the outputs of the stages listed in `config.backbone_out_indices`.
+
+    Args:
+        config: Architecture settings (depth, style, groups, widths, strides, dilations).
+    """
+
+    def __init__(self, config: FasterRCNNConfig) -> None:
+        super().__init__()
+        block_class = BasicBlock if config.block_type == "basic" else Bottleneck
+        eps = config.norm_eps
+        self.stem = Stem(config.backbone_base_channels, eps)
+        self.out_indices = list(config.backbone_out_indices)
+        self.stages = nn.ModuleList()
+        in_channels = config.backbone_base_channels
+        for stage_index, num_blocks in enumerate(config.stage_blocks):
+            planes = config.backbone_base_channels * 2**stage_index
+            stride = config.backbone_strides[stage_index]
+            dilation = config.backbone_dilations[stage_index]
+            out_channels = planes * block_class.expansion
+            blocks = []
+            for block_index in range(num_blocks):
+                first = block_index == 0
+                shortcut = None
+                if first and (stride != 1 or in_channels != out_channels):
+                    shortcut = Shortcut(in_channels, out_channels, stride, eps)
+                blocks.append(
+                    block_class(
+                        in_channels,
+                        planes,
+                        stride=stride if first else 1,
+                        dilation=dilation,
+                        shortcut=shortcut,
+                        eps=eps,
+                        style=config.backbone_style,
+                        groups=config.backbone_groups,
+                        base_width=config.backbone_base_width,
+                        base_channels=config.backbone_base_channels,
+                    )
+                )
+                in_channels = out_channels
+            self.stages.append(nn.Sequential(*blocks))
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        hidden_states = self.stem(pixel_values)
+        outputs = []
+        for stage_index, stage in enumerate(self.stages):
+            hidden_states = stage(hidden_states)
+            if stage_index in self.out_indices:
+                outputs.append(hidden_states)
+        return outputs

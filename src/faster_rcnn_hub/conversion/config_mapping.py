@@ -1,0 +1,405 @@
+"""From an mmdetection config (2.x or 3.x layout) to `FasterRCNNConfig` and image-processor settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..configuration_faster_rcnn import RESNET_ARCHITECTURES
+from ..errors import MMDetConfigError, UnsupportedArchitectureError
+
+SUPPORTED_BACKBONES = ("ResNet", "ResNeXt")
+SUPPORTED_BOX_HEADS = ("Shared2FCBBoxHead", "ConvFCBBoxHead")
+
+
+@dataclass
+class ConversionSettings:
+    """What the converter derives from an mmdetection config."""
+
+    model: dict[str, Any]
+    processor: dict[str, Any]
+    num_classes: int
+    fpn_in_channels: list[int]
+    dataset_type: str | None = None
+    config_classes: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _strip_scope(type_name: Any) -> Any:
+    # mmengine allows scoped names such as "mmdet.FasterRCNN".
+    return type_name.split(".")[-1] if isinstance(type_name, str) else type_name
+
+
+def _section(config: dict[str, Any], path: str) -> Any:
+    value: Any = config
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _require_dict(config: dict[str, Any], path: str) -> dict[str, Any]:
+    value = _section(config, path)
+    if not isinstance(value, dict):
+        raise MMDetConfigError(f"The mmdetection config has no `{path}` section (found {value!r}).")
+    return value
+
+
+def _expect(value: Any, path: str, allowed: Sequence[Any], what: str = "") -> None:
+    if value not in allowed:
+        raise UnsupportedArchitectureError(
+            f"`{path}` = {value!r} is not supported{what}; supported: {list(allowed)}."
+        )
+
+
+def _numbers(value: Any, path: str) -> list[float]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, (int, float)) for item in value):
+        raise MMDetConfigError(f"`{path}` must be a list of numbers, got {value!r}.")
+    return [float(item) for item in value]
+
+
+def _ints(value: Any, path: str) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, int) for item in value):
+        raise MMDetConfigError(f"`{path}` must be a list of integers, got {value!r}.")
+    return list(value)
+
+
+def settings_from_mmdet_config(config: dict[str, Any]) -> ConversionSettings:
+    """Translate a parsed mmdetection Faster R-CNN config.
+
+    Raises:
+        UnsupportedArchitectureError: the config describes a model this package cannot run (the message names
+            the field and what is supported).
+        MMDetConfigError: the config lacks a section it needs.
+    """
+    model_cfg = _require_dict(config, "model")
+    _expect(_strip_scope(model_cfg.get("type")), "model.type", ("FasterRCNN",), " (only Faster R-CNN converts)")
+    notes: list[str] = []
+    model: dict[str, Any] = {}
+    model.update(_backbone_settings(_require_dict(config, "model.backbone")))
+    model.update(_neck_settings(model_cfg.get("neck"), model))
+    model.update(_rpn_settings(_require_dict(config, "model.rpn_head"), model))
+    roi_settings, num_classes = _roi_settings(_require_dict(config, "model.roi_head"), model)
+    model.update(roi_settings)
+    model.update(_test_settings(config))
+    fpn_in_channels = model.pop("_fpn_in_channels")
+    processor = _processor_settings(config, notes)
+    dataset_type, config_classes = _dataset_info(config)
+    return ConversionSettings(
+        model=model,
+        processor=processor,
+        num_classes=num_classes,
+        fpn_in_channels=fpn_in_channels,
+        dataset_type=dataset_type,
+        config_classes=config_classes,
+        notes=notes,
+    )
+
+
+def _backbone_settings(backbone: dict[str, Any]) -> dict[str, Any]:
+    kind = _strip_scope(backbone.get("type"))
+    _expect(kind, "model.backbone.type", SUPPORTED_BACKBONES)
+    depth = backbone.get("depth")
+    _expect(depth, "model.backbone.depth", tuple(RESNET_ARCHITECTURES))
+    for key, default in (("deep_stem", False), ("avg_down", False), ("dcn", None), ("plugins", None)):
+        if backbone.get(key, default) not in (default, False, None):
+            raise UnsupportedArchitectureError(
+                f"`model.backbone.{key}` = {backbone[key]!r} is not supported (ResNetV1d stems, deformable "
+                "convolutions and plugins are outside plain ResNet/ResNeXt)."
+            )
+    norm = backbone.get("norm_cfg") or {"type": "BN"}
+    _expect(norm.get("type"), "model.backbone.norm_cfg.type", ("BN", "SyncBN"), " (only BatchNorm backbones)")
+    num_stages = backbone.get("num_stages", 4)
+    if num_stages != 4:
+        raise UnsupportedArchitectureError(
+            f"`model.backbone.num_stages` = {num_stages}: a {num_stages}-stage backbone (C4, with a shared RoI "
+            "head) is not supported yet; only 4-stage backbones with an FPN convert."
+        )
+    base_channels = backbone.get("base_channels", 64)
+    stem_channels = backbone.get("stem_channels") or base_channels
+    if stem_channels != base_channels:
+        raise UnsupportedArchitectureError(
+            f"`model.backbone.stem_channels` = {stem_channels} differs from base_channels = {base_channels}; "
+            "not supported."
+        )
+    settings: dict[str, Any] = {
+        "backbone_depth": depth,
+        "backbone_style": backbone.get("style", "pytorch"),
+        "backbone_base_channels": base_channels,
+        "backbone_num_stages": num_stages,
+        "backbone_strides": _ints(backbone.get("strides", (1, 2, 2, 2)), "model.backbone.strides"),
+        "backbone_dilations": _ints(backbone.get("dilations", (1, 1, 1, 1)), "model.backbone.dilations"),
+        "backbone_out_indices": _ints(backbone.get("out_indices", (0, 1, 2, 3)), "model.backbone.out_indices"),
+        "backbone_frozen_stages": backbone.get("frozen_stages", -1),
+        "backbone_norm_eval": bool(backbone.get("norm_eval", True)),
+        "norm_eps": float(norm.get("eps", 1e-5)),
+    }
+    _expect(settings["backbone_style"], "model.backbone.style", ("pytorch", "caffe"))
+    if settings["backbone_dilations"] != [1, 1, 1, 1]:
+        raise UnsupportedArchitectureError(
+            f"`model.backbone.dilations` = {settings['backbone_dilations']}: dilated backbones (DC5) are not "
+            "supported yet."
+        )
+    if kind == "ResNeXt":
+        settings["backbone_groups"] = backbone.get("groups", 1)
+        settings["backbone_base_width"] = backbone.get("base_width", 4)
+    return settings
+
+
+def _neck_settings(neck: Any, model: dict[str, Any]) -> dict[str, Any]:
+    if neck is None:
+        raise UnsupportedArchitectureError(
+            "The config has no `model.neck`: single-level Faster R-CNN (C4, DC5) is not supported yet; only FPN "
+            "models convert."
+        )
+    _expect(_strip_scope(neck.get("type")), "model.neck.type", ("FPN",))
+    for key, default in (
+        ("start_level", 0),
+        ("end_level", -1),
+        ("add_extra_convs", False),
+        ("relu_before_extra_convs", False),
+        ("no_norm_on_lateral", False),
+        ("conv_cfg", None),
+        ("norm_cfg", None),
+        ("act_cfg", None),
+    ):
+        if neck.get(key, default) != default:
+            raise UnsupportedArchitectureError(
+                f"`model.neck.{key}` = {neck[key]!r} is not supported (expected {default!r})."
+            )
+    upsample = neck.get("upsample_cfg") or {"mode": "nearest"}
+    if upsample != {"mode": "nearest"}:
+        raise UnsupportedArchitectureError(f"`model.neck.upsample_cfg` = {upsample!r} is not supported.")
+    num_outs = neck.get("num_outs", 5)
+    in_channels = _ints(neck.get("in_channels"), "model.neck.in_channels")
+    if len(in_channels) != len(model["backbone_out_indices"]):
+        raise MMDetConfigError(
+            f"`model.neck.in_channels` has {len(in_channels)} entries but the backbone returns "
+            f"{len(model['backbone_out_indices'])} stages."
+        )
+    return {"fpn_out_channels": neck.get("out_channels", 256), "fpn_num_outs": num_outs, "_fpn_in_channels": in_channels}
+
+
+def _rpn_settings(rpn: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    _expect(_strip_scope(rpn.get("type")), "model.rpn_head.type", ("RPNHead",))
+    if rpn.get("num_convs", 1) != 1:
+        raise UnsupportedArchitectureError(f"`model.rpn_head.num_convs` = {rpn['num_convs']} is not supported (1).")
+    if rpn.get("in_channels", model["fpn_out_channels"]) != model["fpn_out_channels"]:
+        raise MMDetConfigError(
+            f"`model.rpn_head.in_channels` = {rpn['in_channels']} differs from the FPN's {model['fpn_out_channels']}."
+        )
+    anchors = rpn.get("anchor_generator") or {}
+    _expect(_strip_scope(anchors.get("type", "AnchorGenerator")), "model.rpn_head.anchor_generator.type", ("AnchorGenerator",))
+    if anchors.get("center_offset", 0.0) != 0.0 or anchors.get("centers") is not None or anchors.get("base_sizes"):
+        raise UnsupportedArchitectureError(
+            "`model.rpn_head.anchor_generator` with centers, base_sizes or a non-zero center_offset is not supported."
+        )
+    if anchors.get("scale_major", True) is not True:
+        raise UnsupportedArchitectureError("`model.rpn_head.anchor_generator.scale_major=False` is not supported.")
+    if "scales" in anchors:
+        scales = _numbers(anchors["scales"], "model.rpn_head.anchor_generator.scales")
+    elif "octave_base_scale" in anchors:
+        octave_base = float(anchors["octave_base_scale"])
+        per_octave = int(anchors["scales_per_octave"])
+        scales = [2 ** (index / per_octave) * octave_base for index in range(per_octave)]
+    else:
+        raise MMDetConfigError("`model.rpn_head.anchor_generator` has neither scales nor octave_base_scale.")
+    strides = anchors.get("strides")
+    if strides and isinstance(strides[0], (list, tuple)):
+        if any(len(set(stride)) != 1 for stride in strides):
+            raise UnsupportedArchitectureError("Anisotropic anchor strides are not supported.")
+        strides = [stride[0] for stride in strides]
+    coder = _box_coder(rpn.get("bbox_coder") or {}, "model.rpn_head.bbox_coder", (0.0,) * 4, (1.0,) * 4)
+    return {
+        "rpn_feat_channels": rpn.get("feat_channels", model["fpn_out_channels"]),
+        "anchor_scales": scales,
+        "anchor_ratios": _numbers(anchors.get("ratios", (0.5, 1.0, 2.0)), "model.rpn_head.anchor_generator.ratios"),
+        "anchor_strides": _ints(strides, "model.rpn_head.anchor_generator.strides"),
+        "rpn_box_coder_means": coder[0],
+        "rpn_box_coder_stds": coder[1],
+    }
+
+
+def _box_coder(coder: dict[str, Any], path: str, means: Sequence[float], stds: Sequence[float]) -> tuple[list, list]:
+    _expect(_strip_scope(coder.get("type", "DeltaXYWHBBoxCoder")), f"{path}.type", ("DeltaXYWHBBoxCoder",))
+    if coder.get("clip_border", True) is not True or coder.get("add_ctr_clamp", False):
+        raise UnsupportedArchitectureError(f"`{path}` with clip_border=False or add_ctr_clamp is not supported.")
+    return (
+        _numbers(coder.get("target_means", means), f"{path}.target_means"),
+        _numbers(coder.get("target_stds", stds), f"{path}.target_stds"),
+    )
+
+
+def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    _expect(_strip_scope(roi.get("type")), "model.roi_head.type", ("StandardRoIHead",))
+    if roi.get("shared_head") is not None:
+        raise UnsupportedArchitectureError(
+            "`model.roi_head.shared_head` (the C4 shared res5 RoI head) is not supported yet."
+        )
+    extractor = roi.get("bbox_roi_extractor") or {}
+    _expect(_strip_scope(extractor.get("type")), "model.roi_head.bbox_roi_extractor.type", ("SingleRoIExtractor",))
+    layer = extractor.get("roi_layer") or {}
+    _expect(_strip_scope(layer.get("type")), "model.roi_head.bbox_roi_extractor.roi_layer.type", ("RoIAlign",))
+    if layer.get("pool_mode", "avg") != "avg":
+        raise UnsupportedArchitectureError("RoIAlign with pool_mode='max' is not supported.")
+    output_size = layer.get("output_size", 7)
+    if isinstance(output_size, (list, tuple)):
+        if len(set(output_size)) != 1:
+            raise UnsupportedArchitectureError(f"Non-square RoIAlign output_size {output_size} is not supported.")
+        output_size = output_size[0]
+    head = roi.get("bbox_head") or {}
+    kind = _strip_scope(head.get("type"))
+    _expect(kind, "model.roi_head.bbox_head.type", SUPPORTED_BOX_HEADS)
+    num_fcs = 2
+    if kind == "ConvFCBBoxHead":
+        for key in ("num_shared_convs", "num_cls_convs", "num_cls_fcs", "num_reg_convs", "num_reg_fcs"):
+            if head.get(key, 0):
+                raise UnsupportedArchitectureError(f"`model.roi_head.bbox_head.{key}` = {head[key]} is not supported.")
+        num_fcs = head.get("num_shared_fcs", 0)
+    if head.get("with_avg_pool", False) or not head.get("with_cls", True) or not head.get("with_reg", True):
+        raise UnsupportedArchitectureError("Box heads with average pooling or without cls/reg branches are not supported.")
+    loss_cls = head.get("loss_cls") or {}
+    if loss_cls.get("use_sigmoid", False):
+        raise UnsupportedArchitectureError("A sigmoid-classified box head is not supported (Faster R-CNN uses softmax).")
+    if head.get("roi_feat_size", output_size) != output_size:
+        raise MMDetConfigError("`model.roi_head.bbox_head.roi_feat_size` differs from the RoIAlign output_size.")
+    if head.get("in_channels", model["fpn_out_channels"]) != model["fpn_out_channels"]:
+        raise MMDetConfigError("`model.roi_head.bbox_head.in_channels` differs from the FPN's out_channels.")
+    num_classes = head.get("num_classes")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise MMDetConfigError(f"`model.roi_head.bbox_head.num_classes` must be a positive integer, got {num_classes!r}.")
+    coder = _box_coder(head.get("bbox_coder") or {}, "model.roi_head.bbox_head.bbox_coder", (0.0,) * 4, (0.1, 0.1, 0.2, 0.2))
+    settings = {
+        "roi_output_size": output_size,
+        "roi_sampling_ratio": layer.get("sampling_ratio", 0),
+        "roi_aligned": bool(layer.get("aligned", True)),
+        "roi_finest_scale": float(extractor.get("finest_scale", 56)),
+        "roi_featmap_strides": _ints(extractor.get("featmap_strides"), "model.roi_head.bbox_roi_extractor.featmap_strides"),
+        "box_head_fc_channels": head.get("fc_out_channels", 1024),
+        "box_head_num_fcs": num_fcs,
+        "reg_class_agnostic": bool(head.get("reg_class_agnostic", False)),
+        "box_coder_means": coder[0],
+        "box_coder_stds": coder[1],
+    }
+    return settings, num_classes
+
+
+def _test_settings(config: dict[str, Any]) -> dict[str, Any]:
+    # mmdetection 2.x/3.x keep test_cfg inside `model`; some 2.0-era configs keep it at the top level.
+    test_cfg = _section(config, "model.test_cfg") or config.get("test_cfg")
+    if not isinstance(test_cfg, dict) or "rpn" not in test_cfg or "rcnn" not in test_cfg:
+        raise MMDetConfigError("The config has no `model.test_cfg` with `rpn` and `rcnn` sections.")
+    rpn, rcnn = test_cfg["rpn"], test_cfg["rcnn"]
+    rpn_nms = rpn.get("nms") or {"type": "nms", "iou_threshold": rpn.get("nms_thr", 0.7)}
+    _expect(rpn_nms.get("type", "nms"), "model.test_cfg.rpn.nms.type", ("nms",))
+    if rpn.get("nms_across_levels", False):
+        raise UnsupportedArchitectureError("`model.test_cfg.rpn.nms_across_levels=True` is not supported.")
+    rcnn_nms = rcnn.get("nms") or {}
+    _expect(rcnn_nms.get("type", "nms"), "model.test_cfg.rcnn.nms.type", ("nms",), " yet (soft-NMS comes later)")
+    return {
+        "rpn_nms_pre": rpn.get("nms_pre", 1000),
+        "rpn_nms_iou_threshold": float(rpn_nms.get("iou_threshold", rpn_nms.get("iou_thr", 0.7))),
+        "rpn_max_per_img": rpn.get("max_per_img", rpn.get("max_num", 1000)),
+        "rpn_min_bbox_size": float(rpn.get("min_bbox_size", 0)),
+        "rcnn_score_threshold": float(rcnn.get("score_thr", 0.05)),
+        "rcnn_nms_type": "nms",
+        "rcnn_nms_iou_threshold": float(rcnn_nms.get("iou_threshold", rcnn_nms.get("iou_thr", 0.5))),
+        "rcnn_max_per_img": rcnn.get("max_per_img", 100),
+    }
+
+
+def _test_pipeline(config: dict[str, Any]) -> list[dict[str, Any]] | None:
+    for path in ("test_dataloader.dataset.pipeline", "data.test.pipeline", "test_pipeline", "val_dataloader.dataset.pipeline"):
+        pipeline = _section(config, path)
+        if isinstance(pipeline, (list, tuple)):
+            return list(pipeline)
+    return None
+
+
+def _flatten_pipeline(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # mmdetection 2.x nests the test transforms inside MultiScaleFlipAug.
+    steps = []
+    for step in pipeline:
+        if _strip_scope(step.get("type")) == "MultiScaleFlipAug":
+            scale = step.get("img_scale", step.get("scale"))
+            if isinstance(scale, list):
+                if len(scale) != 1:
+                    raise UnsupportedArchitectureError(f"Multi-scale testing (img_scale={scale}) is not supported.")
+                scale = scale[0]
+            if step.get("flip", False):
+                raise UnsupportedArchitectureError("Flip test-time augmentation is not supported.")
+            for inner in step.get("transforms", []):
+                inner = dict(inner)
+                if _strip_scope(inner.get("type")) == "Resize" and scale is not None:
+                    inner.setdefault("scale", scale)
+                steps.append(inner)
+        else:
+            steps.append(step)
+    return steps
+
+
+def _processor_settings(config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    pipeline = _test_pipeline(config)
+    if pipeline is None:
+        raise MMDetConfigError(
+            "The config has no test pipeline (test_dataloader.dataset.pipeline, data.test.pipeline or "
+            "test_pipeline), so the test image scale is unknown."
+        )
+    steps = _flatten_pipeline(pipeline)
+    processor: dict[str, Any] = {}
+    resizes = [step for step in steps if _strip_scope(step.get("type")) == "Resize"]
+    if len(resizes) != 1:
+        raise UnsupportedArchitectureError(
+            f"The test pipeline must have exactly one Resize step, found {len(resizes)}: {steps}."
+        )
+    resize = resizes[0]
+    if not resize.get("keep_ratio", True):
+        raise UnsupportedArchitectureError("A test Resize without keep_ratio is not supported.")
+    scale = resize.get("scale", resize.get("img_scale"))
+    if isinstance(scale, list) and len(scale) == 1 and isinstance(scale[0], (list, tuple)):
+        scale = scale[0]
+    if not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(isinstance(side, int) for side in scale):
+        raise UnsupportedArchitectureError(f"The test Resize scale must be (long, short) integers, got {scale!r}.")
+    processor["size"] = {"longest_edge": max(scale), "shortest_edge": min(scale)}
+
+    preprocessor = _section(config, "model.data_preprocessor")
+    normalize = next((step for step in steps if _strip_scope(step.get("type")) == "Normalize"), None)
+    if isinstance(preprocessor, dict) and "mean" in preprocessor:
+        mean, std = preprocessor["mean"], preprocessor.get("std", (1.0, 1.0, 1.0))
+        to_rgb = bool(preprocessor.get("bgr_to_rgb", False) or preprocessor.get("rgb_to_bgr", False))
+        pad_divisor = preprocessor.get("pad_size_divisor", 1)
+        if preprocessor.get("pad_value", 0) != 0:
+            raise UnsupportedArchitectureError("A non-zero data_preprocessor.pad_value is not supported.")
+    elif normalize is not None or isinstance(config.get("img_norm_cfg"), dict):
+        norm = normalize if normalize is not None else config["img_norm_cfg"]
+        mean, std, to_rgb = norm["mean"], norm.get("std", (1.0, 1.0, 1.0)), bool(norm.get("to_rgb", True))
+        pad = next((step for step in steps if _strip_scope(step.get("type")) == "Pad"), None)
+        pad_divisor = pad.get("size_divisor", 1) if pad is not None else 1
+        if pad is not None and pad.get("pad_val", 0) not in (0, {"img": 0}, None):
+            raise UnsupportedArchitectureError("A non-zero Pad.pad_val is not supported.")
+    else:
+        raise MMDetConfigError("The config says nothing about normalization (no data_preprocessor or Normalize step).")
+    processor["image_mean"] = _numbers(mean, "mean")
+    processor["image_std"] = _numbers(std, "std")
+    # Images are read as BGR; `bgr_to_rgb`/`to_rgb` hands the network RGB, otherwise it sees BGR.
+    processor["channel_order"] = "rgb" if to_rgb else "bgr"
+    processor["pad_size_divisor"] = int(pad_divisor) if pad_divisor else 1
+    if any(_strip_scope(step.get("type")) in ("RandomFlip",) and step.get("prob", 0) for step in steps):
+        notes.append("The test pipeline has a RandomFlip with a probability; it is ignored at inference.")
+    return processor
+
+
+def _dataset_info(config: dict[str, Any]) -> tuple[str | None, tuple[str, ...] | None]:
+    for path in ("test_dataloader.dataset", "data.test", "val_dataloader.dataset"):
+        dataset = _section(config, path)
+        if isinstance(dataset, dict):
+            dataset_type = _strip_scope(dataset.get("type"))
+            if dataset_type == "RepeatDataset" and isinstance(dataset.get("dataset"), dict):
+                dataset = dataset["dataset"]
+                dataset_type = _strip_scope(dataset.get("type"))
+            classes = (dataset.get("metainfo") or {}).get("classes") or dataset.get("classes")
+            return dataset_type, tuple(classes) if isinstance(classes, (list, tuple)) else None
+    dataset_type = config.get("dataset_type")
+    return (dataset_type if isinstance(dataset_type, str) else None), None

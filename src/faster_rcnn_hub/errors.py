@@ -1,0 +1,30 @@
+"""Exceptions raised by faster-rcnn-hub.
+
+Every refusal of bad input is a `ValueError` subclass, so callers that already catch `ValueError` keep
+working, while callers that want to tell an unreadable image from a bad checkpoint can catch the precise
+class.
+"""
+
+
+class FasterRCNNHubError(ValueError):
+    """Base class of every input error this package raises on purpose."""
+
+
+class InvalidImageError(FasterRCNNHubError):
+    """An image (file, array or tensor) cannot be used as model input."""
+
+
+class InvalidConfigError(FasterRCNNHubError):
+    """A `FasterRCNNConfig` or processor setting is out of range or of the wrong type."""
+
+
+class CheckpointError(FasterRCNNHubError):
+    """A checkpoint file cannot be read safely or does not fit the architecture."""
+
+
+class MMDetConfigError(FasterRCNNHubError):
+    """An mmdetection config (file or embedded text) cannot be parsed or describes something unsupported."""
+
+
+class UnsupportedArchitectureError(MMDetConfigError):
+    """The mmdetection config describes a model this package cannot run (yet)."""

@@ -1,0 +1,149 @@
+"""Reading images and turning any supported image object into an upright RGB uint8 array.
+
+mmdetection reads images with OpenCV (`IMREAD_COLOR`): 3 channels, grey copied to all three, alpha dropped
+without compositing, 16-bit reduced to 8-bit, EXIF orientation applied. Everything here reproduces that from
+PIL images, NumPy arrays and tensors, and refuses what it cannot read with an `InvalidImageError` that says
+what is wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidImageError
+
+ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
+
+# Far more pixels than any camera makes (about 16k x 16k); larger files are refused before decoding.
+MAX_IMAGE_PIXELS = 268_435_456
+
+
+def load_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open an image file (or its bytes) as an upright RGB PIL image, or raise `InvalidImageError`.
+
+    Args:
+        source: A path, or the encoded bytes of an image file.
+        max_pixels: Images with more pixels than this are refused before they are decoded.
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InvalidImageError(f"Image file not found: {path}")
+        if path.is_dir():
+            raise InvalidImageError(f"Expected an image file but {path} is a directory.")
+        data = path.read_bytes()
+    if not data:
+        raise InvalidImageError(f"Image file {name} is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InvalidImageError(
+                    f"Image {name} is {width}x{height} = {width * height} pixels, more than the limit of "
+                    f"{max_pixels}; refusing to decode it. Downscale it first."
+                )
+            image.load()
+    except InvalidImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(f"{name} is not a readable image ({error}).") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(f"Image {name} is truncated or corrupt ({error}).") from error
+    return ImageOps.exif_transpose(image)
+
+
+def to_rgb_array(image: Any, channels_first: bool | None = None) -> np.ndarray:
+    """An upright `(height, width, 3)` uint8 RGB array from a PIL image, NumPy array or tensor.
+
+    Arrays and tensors are RGB; `(H, W)` and single-channel ones are grey, 4 channels are RGBA (alpha dropped).
+    Integer arrays above 255 are taken as 16-bit and reduced to 8-bit; floating-point arrays are taken as
+    `[0, 1]` when none of their values exceeds 1, else as `[0, 255]`.
+
+    Args:
+        image: The image.
+        channels_first: Layout of a 3-D array or tensor; `None` infers it (tensors default to channels-first,
+            arrays to channels-last).
+    """
+    if isinstance(image, Image.Image):
+        return _pil_to_rgb(image)
+    if isinstance(image, torch.Tensor):
+        if image.dim() == 3 and channels_first is None:
+            channels_first = not (image.shape[-1] in (1, 3, 4) and image.shape[0] not in (1, 3, 4))
+        image = image.detach().cpu()
+        if image.dtype == torch.bfloat16:
+            image = image.float()
+        return _array_to_rgb(image.numpy(), bool(channels_first))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and channels_first is None:
+            channels_first = image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4)
+        return _array_to_rgb(image, bool(channels_first))
+    raise InvalidImageError(
+        f"Unsupported image type {type(image).__name__}; pass a PIL image, a NumPy array or a torch tensor."
+    )
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _array_to_rgb(np.asarray(image), channels_first=False)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _array_to_rgb(array: np.ndarray, channels_first: bool) -> np.ndarray:
+    if array.ndim == 3 and channels_first:
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3:
+        raise InvalidImageError(
+            f"Expected an image of shape (height, width) or (height, width, channels), got shape {array.shape}."
+        )
+    height, width, channels = array.shape
+    if height == 0 or width == 0:
+        raise InvalidImageError(f"Image has no pixels (shape {array.shape}).")
+    if channels not in (1, 3, 4):
+        raise InvalidImageError(
+            f"Expected 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} (shape {array.shape})."
+        )
+    array = _to_uint8(array)
+    if channels == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif channels == 4:
+        array = array[:, :, :3]
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise InvalidImageError(
+                f"Integer image values must lie in [0, 65535], got [{array.min()}, {array.max()}]."
+            )
+        if array.size and array.max() > 255:
+            return (array.astype(np.uint32) >> 8).astype(np.uint8)
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise InvalidImageError("Image contains NaN or infinite values.")
+        scale = 255.0 if array.size and array.max() <= 1.0 else 1.0
+        return np.clip(np.rint(array.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    raise InvalidImageError(f"Unsupported image dtype {array.dtype}.")

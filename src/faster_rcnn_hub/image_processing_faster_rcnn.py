@@ -1,0 +1,280 @@
+"""Image processor for Faster R-CNN: mmdetection's test-time resize, normalization and padding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+from .errors import InvalidConfigError, InvalidImageError
+from .image_io import to_rgb_array
+
+RESIZE_BACKENDS = ("opencv", "torch")
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+def rescaled_size(height: int, width: int, longest_edge: int, shortest_edge: int) -> tuple[int, int]:
+    """Keep-ratio size that fits `(longest_edge, shortest_edge)`, with mmcv's `imrescale` rounding.
+
+    `scale = min(longest_edge / max(h, w), shortest_edge / min(h, w))`, and each side becomes
+    `int(side * scale + 0.5)`.
+    """
+    scale = min(longest_edge / max(height, width), shortest_edge / min(height, width))
+    return max(int(height * float(scale) + 0.5), 1), max(int(width * float(scale) + 0.5), 1)
+
+
+def resize_uint8(image: np.ndarray, height: int, width: int, backend: str = "opencv") -> np.ndarray:
+    """Bilinear resize of an `(H, W, 3)` uint8 image without antialiasing.
+
+    `backend="opencv"` is `cv2.resize(..., INTER_LINEAR)`, the only way to reproduce mmdetection's pixels
+    exactly (OpenCV's uint8 bilinear uses fixed-point arithmetic of its own). `backend="torch"` is PyTorch's
+    bilinear interpolation, which differs by one grey level on a share of the pixels.
+    """
+    if image.shape[:2] == (height, width):
+        return image
+    if backend == "opencv":
+        try:
+            import cv2
+        except ImportError as error:
+            raise ImportError(
+                "The exact (mmdetection) resize needs OpenCV: pip install opencv-python-headless, or create the "
+                "processor with resize_backend='torch' for an approximate resize."
+            ) from error
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    tensor = torch.tensor(image).permute(2, 0, 1)[None].float()
+    resized = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=False)
+    return resized[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+class FasterRCNNImageProcessor(BaseImageProcessor):
+    r"""
+    Prepares images for [`FasterRCNNForObjectDetection`] exactly as mmdetection's test pipeline does: keep-ratio
+    resize to fit `size`, optional RGB to BGR swap, `(pixel - mean) / std`, zero padding at the bottom and right
+    to a multiple of `pad_size_divisor` (all images of a batch to the largest).
+
+    Args:
+        do_resize (`bool`, *optional*, defaults to `True`):
+            Resize to fit `size`, keeping the aspect ratio.
+        size (`dict[str, int]`, *optional*, defaults to `{"longest_edge": 1333, "shortest_edge": 800}`):
+            mmdetection's test `scale`: the long side fits `longest_edge` and the short side `shortest_edge`.
+        resize_backend (`str`, *optional*, defaults to `"opencv"`):
+            `"opencv"` reproduces mmdetection's resized pixels exactly; `"torch"` needs no OpenCV but differs by
+            a grey level on some pixels.
+        do_normalize (`bool`, *optional*, defaults to `True`):
+            Subtract `image_mean` and divide by `image_std`.
+        image_mean (`list[float]`, *optional*, defaults to `[123.675, 116.28, 103.53]`):
+            Per-channel mean in 0-255 units, in the order of `channel_order`.
+        image_std (`list[float]`, *optional*, defaults to `[58.395, 57.12, 57.375]`):
+            Per-channel standard deviation in 0-255 units, in the order of `channel_order`.
+        channel_order (`str`, *optional*, defaults to `"rgb"`):
+            Channel order the network expects: `"rgb"`, or `"bgr"` for caffe-style checkpoints.
+        do_pad (`bool`, *optional*, defaults to `True`):
+            Pad each batch to a multiple of `pad_size_divisor`.
+        pad_size_divisor (`int`, *optional*, defaults to 32):
+            Padded height and width are multiples of this.
+    """
+
+    model_input_names = ["pixel_values", "image_sizes", "original_sizes"]
+
+    def __init__(
+        self,
+        do_resize: bool = True,
+        size: dict[str, int] | None = None,
+        resize_backend: str = "opencv",
+        do_normalize: bool = True,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        channel_order: str = "rgb",
+        do_pad: bool = True,
+        pad_size_divisor: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.do_resize = do_resize
+        self.size = dict(size) if size is not None else {"longest_edge": 1333, "shortest_edge": 800}
+        self.resize_backend = resize_backend
+        self.do_normalize = do_normalize
+        self.image_mean = list(image_mean) if image_mean is not None else [123.675, 116.28, 103.53]
+        self.image_std = list(image_std) if image_std is not None else [58.395, 57.12, 57.375]
+        self.channel_order = channel_order
+        self.do_pad = do_pad
+        self.pad_size_divisor = pad_size_divisor
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the settings; raise `InvalidConfigError` naming the bad one."""
+        if set(self.size) != {"longest_edge", "shortest_edge"}:
+            raise InvalidConfigError(
+                f"size must be {{'longest_edge': int, 'shortest_edge': int}}, got {self.size!r}."
+            )
+        for key, value in self.size.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidConfigError(f"size['{key}'] must be a positive integer, got {value!r}.")
+        if self.resize_backend not in RESIZE_BACKENDS:
+            raise InvalidConfigError(f"resize_backend must be one of {RESIZE_BACKENDS}, got {self.resize_backend!r}.")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise InvalidConfigError(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}.")
+        for name in ("image_mean", "image_std"):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                for value in values
+            ):
+                raise InvalidConfigError(f"{name} must be 3 finite numbers, got {values!r}.")
+        if any(value <= 0 for value in self.image_std):
+            raise InvalidConfigError(f"image_std must be positive, got {self.image_std!r}.")
+        if not isinstance(self.pad_size_divisor, int) or isinstance(self.pad_size_divisor, bool) or (
+            self.pad_size_divisor < 1
+        ):
+            raise InvalidConfigError(f"pad_size_divisor must be a positive integer, got {self.pad_size_divisor!r}.")
+        for name in ("do_resize", "do_normalize", "do_pad"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+
+    # ------------------------------------------------------------------ preprocessing
+    def __call__(self, images: Any, **kwargs: Any) -> BatchFeature:
+        return self.preprocess(images, **kwargs)
+
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """`(height, width)` an image of the given size has after this processor's resize."""
+        if not self.do_resize:
+            return height, width
+        return rescaled_size(height, width, self.size["longest_edge"], self.size["shortest_edge"])
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """Resize one `(H, W, 3)` uint8 RGB image as mmdetection's test pipeline does."""
+        height, width = image.shape[:2]
+        if not self.do_resize:
+            return image
+        new_height, new_width = self.resized_size(height, width)
+        return resize_uint8(image, new_height, new_width, self.resize_backend)
+
+    def preprocess(
+        self,
+        images: Any,
+        return_tensors: str | None = "pt",
+        channels_first: bool | None = None,
+        device: torch.device | str | None = None,
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Resize, normalize and pad one image or a list of images into a batch.
+
+        Args:
+            images: A PIL image, NumPy array or tensor, or a list of them (sizes may differ). Arrays and
+                tensors are RGB, `(H, W)`, `(H, W, C)` or, for tensors, `(C, H, W)`.
+            return_tensors: `"pt"` (the default; `None` means the same).
+            channels_first: Layout of 3-D arrays and tensors; inferred when `None`.
+            device: Where to put the returned tensors.
+
+        Returns:
+            `BatchFeature` with `pixel_values` `(B, 3, H, W)` float32, `image_sizes` `(B, 2)` (resized height and
+            width inside the padding) and `original_sizes` `(B, 2)` (height and width before resizing).
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments to FasterRCNNImageProcessor: {sorted(kwargs)}.")
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"Only return_tensors='pt' is supported, got {return_tensors!r}.")
+        image_list = self._as_list(images)
+        arrays = [to_rgb_array(image, channels_first) for image in image_list]
+        original_sizes = [array.shape[:2] for array in arrays]
+        resized = [self.resize(array) for array in arrays]
+        image_sizes = [array.shape[:2] for array in resized]
+        pixel_values = self.normalize_and_pad(resized, device=device)
+        return BatchFeature(
+            data={
+                "pixel_values": pixel_values,
+                "image_sizes": torch.tensor(image_sizes, dtype=torch.long, device=pixel_values.device),
+                "original_sizes": torch.tensor(original_sizes, dtype=torch.long, device=pixel_values.device),
+            }
+        )
+
+    @staticmethod
+    def _as_list(images: Any) -> list:
+        if isinstance(images, (list, tuple)):
+            image_list = list(images)
+        elif isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+            image_list = list(images)
+        else:
+            image_list = [images]
+        if not image_list:
+            raise InvalidImageError("No images given: pass at least one image.")
+        return image_list
+
+    def normalize_and_pad(
+        self, images: Sequence[np.ndarray], device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """Stack `(H, W, 3)` uint8 RGB images into a normalized, zero-padded `(B, 3, H, W)` float32 tensor.
+
+        The order of operations is mmdetection's: channel swap, float, `(x - mean) / std`, then padding with 0.
+        """
+        heights = [image.shape[0] for image in images]
+        widths = [image.shape[1] for image in images]
+        divisor = self.pad_size_divisor if self.do_pad else 1
+        padded_height = math.ceil(max(heights) / divisor) * divisor
+        padded_width = math.ceil(max(widths) / divisor) * divisor
+        batch = torch.zeros((len(images), 3, padded_height, padded_width), dtype=torch.float32, device=device)
+        mean = torch.tensor(self.image_mean, dtype=torch.float32, device=batch.device).view(3, 1, 1)
+        std = torch.tensor(self.image_std, dtype=torch.float32, device=batch.device).view(3, 1, 1)
+        for index, image in enumerate(images):
+            tensor = torch.tensor(image, dtype=torch.uint8, device=batch.device).permute(2, 0, 1)
+            if self.channel_order == "bgr":
+                tensor = tensor.flip(0)
+            tensor = tensor.float()
+            if self.do_normalize:
+                tensor = (tensor - mean) / std
+            batch[index, :, : image.shape[0], : image.shape[1]] = tensor
+        return batch
+
+    # ------------------------------------------------------------------ post-processing
+    def post_process_object_detection(
+        self,
+        outputs: Any,
+        threshold: float = 0.5,
+        target_sizes: torch.Tensor | Sequence[Sequence[int]] | None = None,
+    ) -> list[dict[str, torch.Tensor]]:
+        """Detections of each image with a score above `threshold`.
+
+        Args:
+            outputs: The output of [`FasterRCNNForObjectDetection`].
+            threshold: Keep detections whose score is larger than this.
+            target_sizes: `(height, width)` per image to express boxes in. `None` (or the original size) gives
+                boxes in original-image pixels; another size rescales them.
+
+        Returns:
+            One dict per image with `scores` `(N,)`, `labels` `(N,)` (indices into `config.id2label`) and `boxes`
+            `(N, 4)` as x1, y1, x2, y2, by decreasing score.
+        """
+        boxes, scores, labels = outputs["pred_boxes"], outputs["scores"], outputs["labels"]
+        counts = outputs["num_detections"].tolist()
+        original_sizes = outputs["original_sizes"].tolist()
+        if target_sizes is not None:
+            target_list = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else list(target_sizes)
+            if len(target_list) != len(counts):
+                raise ValueError(
+                    f"target_sizes has {len(target_list)} entries but the outputs hold {len(counts)} images."
+                )
+        else:
+            target_list = original_sizes
+        results = []
+        for index, count in enumerate(counts):
+            image_scores = scores[index, :count]
+            image_labels = labels[index, :count]
+            image_boxes = boxes[index, :count]
+            target_height, target_width = (float(value) for value in target_list[index])
+            original_height, original_width = original_sizes[index]
+            if (target_height, target_width) != (float(original_height), float(original_width)):
+                factors = image_boxes.new_tensor(
+                    [target_width / original_width, target_height / original_height] * 2
+                )
+                image_boxes = image_boxes * factors
+            keep = image_scores > threshold
+            results.append({"scores": image_scores[keep], "labels": image_labels[keep], "boxes": image_boxes[keep]})
+        return results
+
+
+__all__ = ["FasterRCNNImageProcessor"]

@@ -1,0 +1,244 @@
+"""Faster R-CNN (ResNet/ResNeXt + FPN + RPN + RoI head) as a transformers `PreTrainedModel`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .backbone import ResNetBackbone
+from .configuration_faster_rcnn import FasterRCNNConfig
+from .errors import InvalidImageError
+from .fpn import FeaturePyramidNetwork
+from .roi_heads import Detections, RoIHeads
+from .rpn import Proposals, RegionProposalNetwork
+
+
+@dataclass
+class FasterRCNNObjectDetectionOutput(ModelOutput):
+    r"""
+    Output of [`FasterRCNNForObjectDetection`]: final detections per image, padded to
+    `config.rcnn_max_per_img`, and the RPN proposals they came from.
+
+    loss (`torch.Tensor`, *optional*):
+        Total training loss (not returned at inference).
+    pred_boxes (`torch.FloatTensor` of shape `(batch_size, max_detections, 4)`):
+        Detected boxes as x1, y1, x2, y2 in pixels of the original (un-resized) image. Rows past
+        `num_detections` are zeros.
+    scores (`torch.FloatTensor` of shape `(batch_size, max_detections)`):
+        Class probability of each detection, in decreasing order per image; zeros past `num_detections`.
+    labels (`torch.LongTensor` of shape `(batch_size, max_detections)`):
+        0-based class index into `config.id2label`; -1 past `num_detections`.
+    num_detections (`torch.LongTensor` of shape `(batch_size,)`):
+        How many rows of `pred_boxes`, `scores` and `labels` are real detections.
+    proposals (`torch.FloatTensor` of shape `(batch_size, max_proposals, 4)`):
+        RPN proposals as x1, y1, x2, y2 in resized-image pixels; zeros past `num_proposals`.
+    proposal_scores (`torch.FloatTensor` of shape `(batch_size, max_proposals)`):
+        Objectness of each proposal.
+    num_proposals (`torch.LongTensor` of shape `(batch_size,)`):
+        How many proposal rows are real.
+    image_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
+        `(height, width)` of each resized image inside the padded batch.
+    original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
+        `(height, width)` of each image before resizing: the frame of `pred_boxes`.
+    """
+
+    loss: torch.Tensor | None = None
+    pred_boxes: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    num_detections: torch.Tensor | None = None
+    proposals: torch.Tensor | None = None
+    proposal_scores: torch.Tensor | None = None
+    num_proposals: torch.Tensor | None = None
+    image_sizes: torch.Tensor | None = None
+    original_sizes: torch.Tensor | None = None
+
+
+class FasterRCNNPreTrainedModel(PreTrainedModel):
+    config: FasterRCNNConfig
+    config_class = FasterRCNNConfig
+    base_model_prefix = "faster_rcnn"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    _no_split_modules = ["Bottleneck", "BasicBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # mmdetection's initialisation: Kaiming for the backbone, Xavier for the FPN, small normals for the
+        # prediction layers.
+        if isinstance(module, nn.Conv2d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            if getattr(module, "num_batches_tracked", None) is not None:
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            init.zeros_(module.bias)
+        if isinstance(module, FeaturePyramidNetwork):
+            for conv in [*module.lateral_convs, *module.output_convs]:
+                init.xavier_uniform_(conv.weight)
+                init.zeros_(conv.bias)
+        elif isinstance(module, RegionProposalNetwork):
+            for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
+                init.normal_(conv.weight, mean=0.0, std=0.01)
+                init.zeros_(conv.bias)
+        elif isinstance(module, RoIHeads):
+            init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
+            init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
+            init.zeros_(module.box_predictor.cls_score.bias)
+            init.zeros_(module.box_predictor.bbox_pred.bias)
+
+
+class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
+    """Faster R-CNN with a ResNet/ResNeXt backbone and FPN, computing what mmdetection computes.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from PIL import Image
+    >>> from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor
+    >>> model = FasterRCNNForObjectDetection.from_pretrained("path/to/converted").eval()
+    >>> processor = FasterRCNNImageProcessor.from_pretrained("path/to/converted")
+    >>> image = Image.open("image.jpg")
+    >>> inputs = processor(images=[image], return_tensors="pt")
+    >>> with torch.no_grad():
+    ...     outputs = model(**inputs)
+    >>> result = processor.post_process_object_detection(outputs, threshold=0.5)[0]
+    ```
+    """
+
+    def __init__(self, config: FasterRCNNConfig) -> None:
+        super().__init__(config)
+        self.backbone = ResNetBackbone(config)
+        self.fpn = FeaturePyramidNetwork(config.backbone_out_channels, config.fpn_out_channels, config.fpn_num_outs)
+        self.rpn = RegionProposalNetwork(config)
+        self.roi_heads = RoIHeads(config)
+        self.post_init()
+
+    def train(self, mode: bool = True) -> FasterRCNNForObjectDetection:
+        super().train(mode)
+        if mode and self.config.backbone_norm_eval:
+            # mmdetection's `norm_eval`: BatchNorm statistics stay frozen while the rest trains.
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        image_sizes: torch.Tensor | None = None,
+        original_sizes: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FasterRCNNObjectDetectionOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Normalized, padded images from [`FasterRCNNImageProcessor`].
+            image_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each resized image before padding. Defaults to the padded size.
+            original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each image before resizing; detections are returned in these pixels.
+                Defaults to `image_sizes`.
+        """
+        if kwargs:
+            raise TypeError(
+                f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
+                "it takes pixel_values, image_sizes and original_sizes."
+            )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
+
+        pyramid = self.fpn(self.backbone(pixel_values))
+        proposals = self.rpn(pyramid, image_sizes)
+        detections = self.roi_heads(pyramid, [proposal.boxes for proposal in proposals], image_sizes, original_sizes)
+
+        output = FasterRCNNObjectDetectionOutput(
+            **_pad_detections(detections, self.config.rcnn_max_per_img, pixel_values),
+            **_pad_proposals(proposals, self.config.rpn_max_per_img, pixel_values),
+            image_sizes=image_sizes,
+            original_sizes=original_sizes,
+        )
+        return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def _check_inputs(
+        pixel_values: torch.Tensor, image_sizes: torch.Tensor | None, original_sizes: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or pixel_values.size(1) != 3:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
+            raise InvalidImageError(
+                f"pixel_values must be a (batch, 3, height, width) tensor, got {shape}; "
+                "prepare images with FasterRCNNImageProcessor."
+            )
+        if not pixel_values.is_floating_point():
+            raise InvalidImageError(
+                f"pixel_values must be floating point (normalized), got {pixel_values.dtype}; "
+                "prepare images with FasterRCNNImageProcessor."
+            )
+        if pixel_values.size(0) == 0:
+            raise InvalidImageError("pixel_values holds an empty batch; pass at least one image.")
+        if not bool(torch.isfinite(pixel_values).all()):
+            raise InvalidImageError("pixel_values contains NaN or infinite values.")
+        batch, _, height, width = pixel_values.shape
+        device = pixel_values.device
+        if image_sizes is None:
+            image_sizes = torch.tensor([[height, width]] * batch, dtype=torch.long, device=device)
+        image_sizes = torch.as_tensor(image_sizes, device=device).long()
+        if original_sizes is None:
+            original_sizes = image_sizes
+        original_sizes = torch.as_tensor(original_sizes, device=device).long()
+        for name, sizes in (("image_sizes", image_sizes), ("original_sizes", original_sizes)):
+            if sizes.shape != (batch, 2):
+                raise InvalidImageError(f"{name} must have shape ({batch}, 2), got {tuple(sizes.shape)}.")
+            if bool((sizes <= 0).any()):
+                raise InvalidImageError(f"{name} must be positive, got {sizes.tolist()}.")
+        if bool((image_sizes[:, 0] > height).any() or (image_sizes[:, 1] > width).any()):
+            raise InvalidImageError(
+                f"image_sizes {image_sizes.tolist()} exceed the padded batch size ({height}, {width})."
+            )
+        return image_sizes, original_sizes
+
+
+def _pad_detections(detections: list[Detections], count: int, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    batch = len(detections)
+    boxes = reference.new_zeros((batch, count, 4))
+    scores = reference.new_zeros((batch, count))
+    labels = torch.full((batch, count), -1, dtype=torch.long, device=reference.device)
+    numbers = torch.zeros(batch, dtype=torch.long, device=reference.device)
+    for index, detection in enumerate(detections):
+        kept = detection.scores.size(0)
+        boxes[index, :kept] = detection.boxes
+        scores[index, :kept] = detection.scores
+        labels[index, :kept] = detection.labels
+        numbers[index] = kept
+    return {"pred_boxes": boxes, "scores": scores, "labels": labels, "num_detections": numbers}
+
+
+def _pad_proposals(proposals: list[Proposals], count: int, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    batch = len(proposals)
+    boxes = reference.new_zeros((batch, count, 4))
+    scores = reference.new_zeros((batch, count))
+    numbers = torch.zeros(batch, dtype=torch.long, device=reference.device)
+    for index, proposal in enumerate(proposals):
+        kept = proposal.scores.size(0)
+        boxes[index, :kept] = proposal.boxes
+        scores[index, :kept] = proposal.scores
+        numbers[index] = kept
+    return {"proposals": boxes, "proposal_scores": scores, "num_proposals": numbers}
+
+
+__all__ = ["FasterRCNNForObjectDetection", "FasterRCNNObjectDetectionOutput", "FasterRCNNPreTrainedModel"]

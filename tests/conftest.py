@@ -1,0 +1,123 @@
+"""Shared fixtures: converted copies of the mmdetection reference models, built once per test session."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MMDET = FIXTURES / "mmdet"
+IMAGES = FIXTURES / "images"
+MANIFESTS = FIXTURES / "manifests"
+
+# case -> test scale folder under fixtures/resized
+CASE_SCALES = {
+    "tiny_r50_fpn_coco": "1333x800",
+    "tiny_r50_caffe_fpn_voc": "1000x600",
+    "r50_fpn_1x_coco": "1333x800",
+}
+
+
+def case_images(case: str) -> list[str]:
+    return sorted(path.stem for path in (MMDET / case).glob("*.json") if path.name != "manifest.json")
+
+
+def reference(case: str, image: str) -> dict:
+    return json.loads((MMDET / case / f"{image}.json").read_text())
+
+
+def resized_image_path(case: str, image: str) -> Path:
+    return FIXTURES / "resized" / CASE_SCALES[case] / f"{image}.png"
+
+
+def _seeded_weights_module():
+    spec = importlib.util.spec_from_file_location("seeded_weights", FIXTURES / "seeded_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_seeded_checkpoint(manifest: dict, path: Path, seed: int, meta: dict | None = None) -> Path:
+    """A checkpoint in mmdetection's file format with the fixtures' deterministic weights."""
+    seeded = _seeded_weights_module()
+    torch.save({"meta": meta if meta is not None else {}, "state_dict": seeded.seeded_state_dict(manifest, seed)}, path)
+    return path
+
+
+def checkpoint_path(case: str, folder: Path) -> Path:
+    """The case's checkpoint: shipped for tiny cases, rebuilt from the manifest (seed, meta) otherwise."""
+    shipped = MMDET / case / f"{case}.pth"
+    if shipped.exists():
+        return shipped
+    manifest = json.loads((MMDET / case / "manifest.json").read_text())
+    meta = manifest.get("meta", {})
+    if "CLASSES" in meta:
+        meta["CLASSES"] = tuple(meta["CLASSES"])
+    return write_seeded_checkpoint(manifest, folder / f"{case}.pth", manifest["seed"], meta)
+
+
+@pytest.fixture(scope="session")
+def converted_model(tmp_path_factory):
+    """`converted_model(case)` -> folder of the case's converted model (converted once per session)."""
+    from faster_rcnn_hub.conversion import convert_checkpoint
+
+    cache: dict[str, Path] = {}
+
+    def get(case: str) -> Path:
+        if case not in cache:
+            folder = tmp_path_factory.mktemp(case)
+            checkpoint = checkpoint_path(case, folder)
+            convert_checkpoint(checkpoint, folder / "model")
+            if checkpoint.parent == folder:
+                checkpoint.unlink()  # the rebuilt full-size checkpoint is no longer needed
+            cache[case] = folder / "model"
+        return cache[case]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def loaded_model(converted_model):
+    """`loaded_model(case)` -> (model in eval mode, processor), loaded once per session."""
+    from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor
+
+    cache: dict[str, tuple] = {}
+
+    def get(case: str):
+        if case not in cache:
+            folder = converted_model(case)
+            cache[case] = (
+                FasterRCNNForObjectDetection.from_pretrained(folder).eval(),
+                FasterRCNNImageProcessor.from_pretrained(folder),
+            )
+        return cache[case]
+
+    return get
+
+
+def dataset_type_of(manifest: dict) -> str:
+    config_name = manifest["config"]
+    if config_name.startswith("cityscapes/"):
+        return "CityscapesDataset"
+    if config_name.startswith("pascal_voc/"):
+        return "VOCDataset"
+    return "CocoDataset"
+
+
+def write_manifest_config(manifest: dict, path: Path) -> Path:
+    """An mmdetection 3.x config file (plain Python) holding the manifest's resolved model and test pipeline."""
+    dataset = {"type": dataset_type_of(manifest), "pipeline": manifest["test_pipeline"], "test_mode": True}
+    path.write_text(
+        f"model = {manifest['model_cfg']!r}\n"
+        f"test_pipeline = {manifest['test_pipeline']!r}\n"
+        f"test_dataloader = dict(batch_size=1, dataset={dataset!r})\n",
+        encoding="utf-8",
+    )
+    return path
