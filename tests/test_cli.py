@@ -46,3 +46,11 @@ def test_detect_refuses_to_overwrite_and_bad_images(converted_model, tmp_path, c
     assert "not a readable image" in capsys.readouterr().err
     assert main(["detect", str(tmp_path / "missing.png"), "--model", str(model_dir)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_detect_without_model_uses_the_bundled_default_or_says_how_to_choose(tmp_path, capsys, monkeypatch):
+    from faster_rcnn_hub import default_model
+
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_DIR", tmp_path / "no-model-here")
+    assert main(["detect", str(IMAGES / "tiny_noise.png"), "--output-dir", str(tmp_path)]) == 2
+    assert "pass --model" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = commands.add_parser("detect", help="detect objects in images and draw them")
     detect.add_argument("images", nargs="+", help="image files")
-    detect.add_argument("--model", required=True, help="converted model folder (or Hub id)")
+    detect.add_argument("--model", help="converted model folder (default: the model bundled with the package)")
     detect.add_argument("--threshold", type=float, default=0.5, help="minimum score to report (default 0.5)")
     detect.add_argument(
         "--output-dir", default=".", help="where to write <image>_detections.png (default: current folder)"
@@ -73,6 +73,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    from .default_model import default_model_dir
     from .detection import Detector
     from .image_io import load_image
     from .visualization import draw_detections
@@ -87,7 +88,7 @@ def run_detect(args: argparse.Namespace) -> int:
             raise FasterRCNNHubError(f"Not overwriting {', '.join(existing)}; pass --overwrite to replace.")
     # Read every image before any work so that a bad file stops the run before anything is written.
     images = [load_image(path) for path in args.images]
-    detector = Detector(args.model, device=args.device)
+    detector = Detector(args.model if args.model else default_model_dir(), device=args.device)
     report = {}
     for path, image, target in zip(args.images, images, targets):
         detections = detector(image, threshold=args.threshold)

@@ -1,0 +1,19 @@
+"""The model the package ships, used by `detect` (and the demo) when no `--model` is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import FasterRCNNHubError
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+def default_model_dir() -> Path:
+    """Folder of the bundled default model, or a `FasterRCNNHubError` saying how to choose a model instead."""
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file() or not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        raise FasterRCNNHubError(
+            "This installation has no bundled default model; pass --model with a converted model folder "
+            "(faster-rcnn-hub convert CHECKPOINT OUTPUT_DIR makes one)."
+        )
+    return DEFAULT_MODEL_DIR
