@@ -27,14 +27,18 @@ ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
 MAX_IMAGE_PIXELS = 178_956_970
 
 
-def load_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def load_image(
+    source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PIXELS, name: str | None = None
+) -> Image.Image:
     """Open an image file (or its bytes) as an upright RGB PIL image, or raise `InvalidImageError`.
 
     Args:
         source: A path, or the encoded bytes of an image file.
         max_pixels: Images with more pixels than this are refused before they are decoded.
+        name: What error messages call the image (default: the path, or `<bytes>`).
     """
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if name is None:
+        name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
@@ -64,7 +68,11 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PI
             "Downscale it first."
         ) from error
     except UnidentifiedImageError as error:
-        raise InvalidImageError(f"{name} is not a readable image ({error}).") from error
+        # Pillow's own text names the in-memory buffer ("cannot identify image file <_io.BytesIO ...>"): noise.
+        raise InvalidImageError(
+            f"{name} is not a readable image: its content is in no image format Pillow can decode "
+            "(PNG, JPEG, BMP, GIF, TIFF, WebP, ...)."
+        ) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InvalidImageError(f"Image {name} is truncated or corrupt ({error}).") from error
 
