@@ -115,7 +115,7 @@ def demo_url(model_dir, tmp_path_factory):
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"faster-rcnn-hub demo did not serve {url} within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
+                pytest.fail(f"faster-rcnn-hub demo did not answer in {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
             time.sleep(0.5)
         yield url
     finally:
@@ -295,11 +295,14 @@ def _exif_rotated(folder: Path) -> Path:
 
 def _large(folder: Path) -> Path:
     path = folder / "coffee_large.jpg"
-    Image.open(IMAGES / "coffee.png").convert("RGB").resize((6000, 4000), Image.Resampling.BICUBIC).save(path, quality=90)
+    large = Image.open(IMAGES / "coffee.png").convert("RGB").resize((6000, 4000), Image.Resampling.BICUBIC)
+    large.save(path, quality=90)
     return path
 
 
-@pytest.mark.parametrize("make_image", [_grayscale, _rgba, _exif_rotated, _large], ids=["grayscale", "rgba", "exif-rotated", "large-24mp"])
+@pytest.mark.parametrize(
+    "make_image", [_grayscale, _rgba, _exif_rotated, _large], ids=["grayscale", "rgba", "exif-rotated", "large-24mp"]
+)
 def test_api_handles_any_image_the_python_api_reads(client, model_dir, detector, tmp_path, make_image):
     path = make_image(tmp_path)
     upright = load_image(path)

@@ -67,7 +67,11 @@ class ReportFolder:
     def _remove_old(self, keep: Path) -> None:
         deadline = time.time() - self.max_age_seconds
         for entry in Path(self._folder.name).iterdir():
-            if entry != keep and entry.stat().st_mtime < deadline:
+            try:
+                expired = entry != keep and entry.stat().st_mtime < deadline
+            except FileNotFoundError:  # removed by a concurrent request
+                continue
+            if expired:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
