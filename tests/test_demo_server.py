@@ -87,8 +87,14 @@ def artifacts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_url(model_dir, tmp_path_factory):
-    """Start `faster-rcnn-hub demo --model <tiny model> --host 127.0.0.1 --port <free>`; stop it afterwards."""
+def demo_url(demo_server) -> str:
+    return demo_server[0]
+
+
+@pytest.fixture(scope="module")
+def demo_server(model_dir, tmp_path_factory):
+    """Start `faster-rcnn-hub demo --model <tiny model> --host 127.0.0.1 --port <free>`; yield its URL and
+    process; stop it afterwards."""
     folder = tmp_path_factory.mktemp("demo-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -117,7 +123,7 @@ def demo_url(model_dir, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"faster-rcnn-hub demo did not answer in {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
             time.sleep(0.5)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         try:
@@ -319,3 +325,44 @@ def test_api_reports_an_unreadable_file_in_plain_words(client, model_dir, tmp_pa
     broken.write_bytes(b"\xff\xd8\xff\xe0 a JPEG header and nothing else")
     with pytest.raises(AppError, match="holiday.jpg"):
         detect_over_api(client, broken, model_dir)
+
+
+def _resident_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+LOAD_REQUESTS = 50
+LOAD_TIMEOUT_S = 600  # for the whole round; every request waits in the queue behind the others
+RSS_GROWTH_BOUND_MIB = 64
+
+
+def test_server_answers_concurrent_requests_without_errors_or_memory_growth(demo_server, client, model_dir, tmp_path):
+    """Two rounds of 50 concurrent requests, each on a different image (no cached result to lean on): every
+    request is answered, with the detections of its own image, and the server's resident memory after the
+    second round is within 64 MiB of what it was after the first (caches are bounded; nothing leaks)."""
+    _, server = demo_server
+    generator = np.random.default_rng(7)
+    resident = []
+    for round_index in range(2):
+        paths = []
+        for index in range(LOAD_REQUESTS):
+            path = tmp_path / f"round{round_index}_{index}.png"
+            size = (int(generator.integers(48, 160)), int(generator.integers(48, 160)))
+            Image.fromarray(generator.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+            paths.append(path)
+        started = time.monotonic()
+        jobs = [
+            client.submit(handle_file(str(path)), str(model_dir), 0.0, [], api_name=f"/{API_NAME}")
+            for path in paths
+        ]
+        for path, job in zip(paths, jobs):
+            remaining = LOAD_TIMEOUT_S - (time.monotonic() - started)
+            _, _, report_path, summary = job.result(timeout=max(remaining, 1))
+            report = json.loads(Path(report_path).read_text())
+            width, height = Image.open(path).size
+            assert (report["image"]["width"], report["image"]["height"]) == (width, height), summary
+        resident.append(_resident_mib(server.pid))
+    assert resident[1] - resident[0] <= RSS_GROWTH_BOUND_MIB, f"resident memory grew from {resident[0]:.0f} to {resident[1]:.0f} MiB"

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--concurrency", type=int, default=1, help="detection requests run at once; others queue (default 1)"
     )
+    demo.add_argument(
+        "--queue-size", type=int, default=64, help="requests that may wait; more are turned away (default 64)"
+    )
     return parser
 
 
@@ -133,7 +136,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from .demo import create_demo, import_gradio, launch_demo
 
     import_gradio()  # before loading any model: say at once when the extra is missing
-    demo = create_demo(args.models, device=args.device, concurrency_limit=args.concurrency)
+    demo = create_demo(
+        args.models, device=args.device, concurrency_limit=args.concurrency, max_queue_size=args.queue_size
+    )
     launch_demo(demo, host=args.host, port=args.port)
     return 0
 

@@ -3,10 +3,13 @@ the detections the user asked for, and turn them into an annotated picture, tabl
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +120,25 @@ def annotate_for_display(
     return draw_detections(image, items)
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the operating system (glibc only; a no-op elsewhere).
+
+    A server sees images of every size; without this, glibc keeps the peak of each size class around and the
+    resident size of a long-running demo creeps up.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+_libc_name = ctypes.util.find_library("c")
+try:
+    _LIBC = ctypes.CDLL(_libc_name) if _libc_name else None
+    if _LIBC is not None and not hasattr(_LIBC, "malloc_trim"):
+        _LIBC = None
+except OSError:
+    _LIBC = None
+
+
 class DetectionRunner:
     """Runs the catalogue's models and remembers the last results, so that moving the threshold or changing the
     class filter redraws at once instead of running the model again.
@@ -124,13 +146,18 @@ class DetectionRunner:
     Args:
         catalogue: The models to serve.
         cache_size: How many (model, image) results to keep.
+        workers: How many model runs may happen at once.
     """
 
-    def __init__(self, catalogue: ModelCatalogue, cache_size: int = 32) -> None:
+    def __init__(self, catalogue: ModelCatalogue, cache_size: int = 32, workers: int = 1) -> None:
         self.catalogue = catalogue
         self.cache_size = cache_size
         self._runs: OrderedDict[tuple[str, str], ModelRun] = OrderedDict()
         self._lock = threading.Lock()
+        # Models run on a fixed set of threads of their own rather than on whichever of the web server's many
+        # threads took the request: each thread that allocates gets its own malloc arena, and dozens of arenas
+        # each holding on to peak-sized buffers is how a server's memory grows without a leak.
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="faster-rcnn-hub-model")
 
     def __call__(
         self,
@@ -169,7 +196,7 @@ class DetectionRunner:
         cached = run is not None
         if run is None:
             start = time.perf_counter()
-            detections = detector(image, threshold=0.0)
+            detections = self._executor.submit(self._detect, detector, image).result()
             run = ModelRun(detections=detections, seconds=time.perf_counter() - start, device=str(detector.device))
             with self._lock:
                 self._runs[key] = run
@@ -187,3 +214,10 @@ class DetectionRunner:
             run=run,
             cached=cached,
         )
+
+    @staticmethod
+    def _detect(detector: Any, image: Image.Image) -> list[Detection]:
+        try:
+            return detector(image, threshold=0.0)
+        finally:
+            _release_free_memory()

@@ -79,7 +79,7 @@ def create_demo(
     models: Sequence[str] = (),
     device: str | torch.device | None = None,
     concurrency_limit: int = 1,
-    max_queue_size: int = 32,
+    max_queue_size: int = 64,
 ) -> Any:
     """The demo page (a `gradio.Blocks`), serving the bundled default model and `models`.
 
@@ -99,7 +99,7 @@ def create_demo(
             f"concurrency_limit and max_queue_size must be at least 1, got {concurrency_limit} and {max_queue_size}."
         )
     catalogue = ModelCatalogue.from_arguments(models, device=device)
-    runner = DetectionRunner(catalogue)
+    runner = DetectionRunner(catalogue, workers=concurrency_limit)
     reports = ReportFolder()
     initial_model = models[0] if models else catalogue.names[0]
     # Load the first model now: a broken model stops the start with its message instead of failing the first
