@@ -135,8 +135,10 @@ def run_zoo(args: argparse.Namespace) -> int:
     entries = zoo_entries()
     statuses = [entry.support() for entry in entries]
     if args.json:
-        rows = [{**_entry_summary(entry), "supported": status.supported, "unsupported_reason": status.reason}
-                for entry, status in zip(entries, statuses)]  # fmt: skip
+        rows = [
+            {**_entry_summary(entry), "supported": status.supported, "unsupported_reason": status.reason}
+            for entry, status in zip(entries, statuses)
+        ]
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(entry.name) for entry in entries)
@@ -146,7 +148,10 @@ def run_zoo(args: argparse.Namespace) -> int:
         support = "yes" if status.supported else f"not yet: {status.reason}"
         print(f"{entry.name:<{width}}  {entry.training_data:<26}  {box_ap:>6}  {support}")
     supported = sum(status.supported for status in statuses)
-    print(f"\n{len(entries)} checkpoints, {supported} convert. faster-rcnn-hub convert NAME OUTPUT_DIR downloads and converts one.")
+    print(
+        f"\n{len(entries)} checkpoints, {supported} convert. "
+        "faster-rcnn-hub convert NAME OUTPUT_DIR downloads and converts one."
+    )
     return 0
 
 

@@ -82,7 +82,8 @@ class Detector:
         window = batch_size * _BATCHES_PER_WINDOW
         with tqdm(total=len(images), unit="image", desc="detecting", disable=not show) as bar:
             for start in range(0, len(images), window):
-                arrays = {start + offset: _to_array(image) for offset, image in enumerate(images[start : start + window])}
+                window_images = images[start : start + window]
+                arrays = {start + offset: _to_array(image) for offset, image in enumerate(window_images)}
                 for indices in self._batches_by_padded_size(arrays, batch_size):
                     for index, detections in zip(indices, self._detect([arrays[i] for i in indices], threshold)):
                         results[index] = detections
@@ -94,7 +95,11 @@ class Detector:
         for index, array in arrays.items():
             resized = self.processor.resized_size(*array.shape[:2])
             groups.setdefault(self.processor.padded_size(*resized), []).append(index)
-        return [indices[start : start + batch_size] for indices in groups.values() for start in range(0, len(indices), batch_size)]
+        return [
+            indices[start : start + batch_size]
+            for indices in groups.values()
+            for start in range(0, len(indices), batch_size)
+        ]
 
     def _detect(self, arrays: list[np.ndarray], threshold: float) -> list[list[Detection]]:
         inputs = self.processor(images=arrays, device=self.device)

@@ -265,7 +265,8 @@ class _Evaluator:
             elif not isinstance(container, dict):
                 raise TypeError(f"{type(container).__name__} is not a dict or list")
         except (KeyError, IndexError, TypeError) as error:
-            raise self.refuse(target, f"assigning to `{where}`, which the base configs do not define ({error}),") from error
+            what = f"assigning to `{where}`, which the base configs do not define ({error}),"
+            raise self.refuse(target, what) from error
         container[steps[-1]] = copy.deepcopy(value)
 
     def evaluate(self, node: ast.expr, namespace: dict[str, Any]) -> Any:

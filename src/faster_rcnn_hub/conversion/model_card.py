@@ -86,11 +86,14 @@ def render_model_card(
         ("RPN (test)", f"top {config.rpn_nms_pre} per level, NMS {config.rpn_nms_iou_threshold}, keep {config.rpn_max_per_img}"),
         ("RoI head", f"RoIAlign {config.roi_output_size}x{config.roi_output_size}, {config.box_head_num_fcs} FC x {config.box_head_fc_channels}"),
         ("detections (test)", f"score > {config.rcnn_score_threshold}, NMS {config.rcnn_nms_iou_threshold}, at most {config.rcnn_max_per_img}"),
-        ("input", f"resize to fit {processor.size['longest_edge']}x{processor.size['shortest_edge']}, {processor.channel_order.upper()}, mean {processor.image_mean}, std {processor.image_std}, padded to a multiple of {processor.pad_size_divisor}"),
+        ("input", f"resize to fit {processor.size['longest_edge']}x{processor.size['shortest_edge']}, "
+                  f"{processor.channel_order.upper()}, mean {processor.image_mean}, std {processor.image_std}, "
+                  f"padded to a multiple of {processor.pad_size_divisor}"),
     ]
     config_name = source.get("config")
     if zoo_entry is not None:
         config_name = f"[{zoo_entry.config_file}]({zoo_entry.config_url})"
+    has_box_ap = zoo_entry is not None and zoo_entry.box_ap is not None
     source_rows = [
         ("mmdetection model zoo", f"[{zoo_entry.name}]({MMDET_ZOO_URL})" if zoo_entry else None),
         ("mmdetection config", config_name),
@@ -98,11 +101,11 @@ def render_model_card(
         ("source URL", source.get("url")),
         ("SHA-256", f"`{source['sha256']}`" if source.get("sha256") else None),
         ("trained on", zoo_entry.training_data if zoo_entry else None),
-        ("box AP (mmdetection)", f"{zoo_entry.box_ap} on {zoo_entry.eval_dataset}" if zoo_entry and zoo_entry.box_ap is not None else None),
+        ("box AP (mmdetection)", f"{zoo_entry.box_ap} on {zoo_entry.eval_dataset}" if has_box_ap else None),
         ("mmdetection version", source.get("mmdet_version")),
     ]
     box_ap_sentence = ""
-    if zoo_entry is not None and zoo_entry.box_ap is not None:
+    if has_box_ap:
         box_ap_sentence = (
             f" mmdetection reports a box AP of {zoo_entry.box_ap} on {zoo_entry.eval_dataset} for the original "
             "checkpoint (its published figure, not measured again here; the conversion is instead checked for "
