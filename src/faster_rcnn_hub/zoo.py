@@ -84,6 +84,11 @@ class ZooEntry:
         return [dataset for prefix, dataset in _HUB_DATASETS.items() if self.training_data.startswith(prefix)]
 
     @property
+    def collection_url(self) -> str:
+        """The folder of the entry's config in mmdetection's repository, whose README lists the collection."""
+        return f"{MMDET_ZOO_URL}/{self.config_file.rsplit('/', 1)[0]}"
+
+    @property
     def config_url(self) -> str:
         """The entry's config file in mmdetection's repository (v3.3.0)."""
         return f"{MMDET_ZOO_URL}/{self.config_file}"

@@ -9,7 +9,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from ..configuration_faster_rcnn import FasterRCNNConfig
 from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
-from ..zoo import MMDET_ZOO_URL, ZooEntry
+from ..zoo import ZooEntry
 
 # Hub dataset identifiers by class count, for checkpoints that are not in the model-zoo table.
 _DATASET_IDS = {80: "coco", 20: "pascal_voc", 8: "cityscapes"}
@@ -95,7 +95,7 @@ def render_model_card(
         config_name = f"[{zoo_entry.config_file}]({zoo_entry.config_url})"
     has_box_ap = zoo_entry is not None and zoo_entry.box_ap is not None
     source_rows = [
-        ("mmdetection model zoo", f"[{zoo_entry.name}]({MMDET_ZOO_URL})" if zoo_entry else None),
+        ("mmdetection model zoo", f"[{zoo_entry.name}]({zoo_entry.collection_url})" if zoo_entry else None),
         ("mmdetection config", config_name),
         ("checkpoint", source.get("checkpoint")),
         ("source URL", source.get("url")),
