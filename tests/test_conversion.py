@@ -24,6 +24,7 @@ from faster_rcnn_hub import (
 )
 from faster_rcnn_hub.conversion import convert_checkpoint, rename_key
 from faster_rcnn_hub.conversion.classes import VOC_CLASSES
+from faster_rcnn_hub.remote_code import remote_code_files
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_COCO = MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"
@@ -306,9 +307,10 @@ def test_command_line_converters(tmp_path, command):
     done = subprocess.run([*command, str(TINY_VOC), str(tmp_path / "out")], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "20 classes" in done.stdout and "1000x600" in done.stdout
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "preprocessor_config.json",
-    ]  # fmt: skip
+    code_files = {path.name for path in remote_code_files()}
+    assert {path.name for path in (tmp_path / "out").iterdir()} == {
+        "README.md", "config.json", "model.safetensors", "preprocessor_config.json", *code_files,
+    }  # fmt: skip
     again = subprocess.run([*command, str(TINY_VOC), str(tmp_path / "out")], capture_output=True, text=True, env=env)
     assert again.returncode == 2
     assert "already exists" in again.stderr and "Traceback" not in again.stderr

@@ -45,9 +45,14 @@ def test_sizes_and_normalized_input_statistics_match_mmdetection(case, image):
     inputs = processor(images=Image.open(IMAGES / f"{image}.png"))
     assert inputs["original_sizes"].tolist() == [info["ori_shape"]]
     assert inputs["image_sizes"].tolist() == [info["img_shape"]]
-    assert list(inputs["pixel_values"].shape[-2:]) == info["pad_shape"]
-    assert inputs["pixel_values"].mean().item() == pytest.approx(info["input_mean"], abs=1e-6)
-    assert inputs["pixel_values"].std().item() == pytest.approx(info["input_std"], rel=1e-6)
+    assert inputs["padded_sizes"].tolist() == [info["pad_shape"]]
+    # mmdetection's network input is the image padded to its padded size; the rest of the canvas is zeros.
+    height, width = info["pad_shape"]
+    network_input = inputs["pixel_values"][..., :height, :width].contiguous()  # mmdetection's layout, same sums
+    assert network_input.mean().item() == pytest.approx(info["input_mean"], abs=1e-6)
+    assert network_input.std().item() == pytest.approx(info["input_std"], rel=1e-6)
+    assert inputs["pixel_values"][..., height:, :].abs().sum() == 0
+    assert inputs["pixel_values"][..., width:].abs().sum() == 0
 
 
 @pytest.mark.parametrize(
@@ -80,16 +85,18 @@ def test_grayscale_and_rgba_inputs_become_three_channels():
     assert torch.equal(processor(images=gray_array)["pixel_values"], processor(images=rgb)["pixel_values"])
 
 
-def test_batch_of_different_sizes_is_padded_to_the_largest():
+def test_images_of_any_size_share_one_canvas_so_separate_calls_stack():
     processor = FasterRCNNImageProcessor()
     images = [Image.open(IMAGES / name) for name in ("astronaut.png", "chelsea.png", "wide_pattern.png")]
     batch = processor(images=images)
-    assert batch["pixel_values"].shape == (3, 3, 800, 1344)
+    # Any resized image fits 1333 x 1333, padded to 1344: one shape for every call (what pipeline batching needs).
+    assert batch["pixel_values"].shape == (3, 3, 1344, 1344)
     assert batch["image_sizes"].tolist() == [[800, 800], [800, 1203], [171, 1333]]
+    assert batch["padded_sizes"].tolist() == [[800, 800], [800, 1216], [192, 1344]]
     for index, image in enumerate(images):
         single = processor(images=image)["pixel_values"][0]
+        assert torch.equal(batch["pixel_values"][index], single)
         height, width = batch["image_sizes"][index].tolist()
-        assert torch.equal(batch["pixel_values"][index, :, :height, :width], single[:, :height, :width])
         assert batch["pixel_values"][index, :, height:, :].abs().sum() == 0
         assert batch["pixel_values"][index, :, :, width:].abs().sum() == 0
 

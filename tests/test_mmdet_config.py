@@ -46,6 +46,31 @@ def test_base_inheritance_merges_and_deletes(tmp_path):
     assert "_base_" not in config
 
 
+def test_assigning_into_base_edits_the_inherited_value(tmp_path):
+    # mmdetection's multi-scale configs do this: `_base_.train_dataloader.dataset.pipeline = train_pipeline`.
+    (tmp_path / "base.py").write_text(
+        "schedule = [dict(type='LinearLR'), dict(type='MultiStepLR', milestones=[8, 11])]\n"
+        "loader = dict(dataset=dict(pipeline=['old'], root='data/'))\n"
+    )
+    (tmp_path / "child.py").write_text(
+        "_base_ = 'base.py'\n"
+        "pipeline = ['new']\n"
+        "_base_.loader.dataset.pipeline = pipeline\n"
+        "_base_.schedule[1].milestones = [16, 22]\n"
+    )
+    config = load_config_file(tmp_path / "child.py")
+    assert config["loader"] == {"dataset": {"pipeline": ["new"], "root": "data/"}}
+    assert config["schedule"][1] == {"type": "MultiStepLR", "milestones": [16, 22]}
+    for statement, message in [
+        ("_base_.missing.key = 1\n", "which the base configs do not define"),
+        ("_base_.schedule[5].milestones = []\n", "which the base configs do not define"),
+        ("other = dict()\nother.key = 1\n", "anything but `_base_`"),
+    ]:
+        (tmp_path / "bad.py").write_text("_base_ = 'base.py'\n" + statement)
+        with pytest.raises(MMDetConfigError, match=message):
+            load_config_file(tmp_path / "bad.py")
+
+
 def test_duplicate_keys_across_bases_are_refused(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "b.py").write_text("x = 2\n")

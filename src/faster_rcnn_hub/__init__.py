@@ -4,8 +4,6 @@ Importing the package registers the model with transformers' Auto classes, so th
 `AutoModelForObjectDetection`, `AutoImageProcessor` and `pipeline("object-detection")` load converted folders.
 """
 
-import logging
-
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForObjectDetection
 
 from .configuration_faster_rcnn import FasterRCNNConfig
@@ -34,18 +32,6 @@ AutoImageProcessor.register(
     image_processor_classes={"torchvision": FasterRCNNImageProcessor, "pil": FasterRCNNImageProcessor},
     exist_ok=True,
 )
-
-
-
-class _HideUnlistedModelError(logging.Filter):
-    """transformers' pipeline logs an error for every model class missing from its built-in table, even for
-    classes registered with the Auto classes as this one is; that error would only mislead users."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return f"'{FasterRCNNForObjectDetection.__name__}' is not supported for" not in record.getMessage()
-
-
-logging.getLogger("transformers.pipelines.base").addFilter(_HideUnlistedModelError())
 
 __all__ = [
     "CheckpointError",

@@ -7,12 +7,20 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FasterRCNNHubError
 
+if TYPE_CHECKING:
+    from .zoo import ZooEntry
+
 
 def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="mmdetection checkpoint (.pth), 2.x or 3.x")
+    parser.add_argument(
+        "checkpoint",
+        help="mmdetection checkpoint (.pth, 2.x or 3.x), or a model-zoo name (faster-rcnn-hub zoo lists them), "
+        "downloaded into the cache and verified",
+    )
     parser.add_argument("output_dir", help="folder to write the Hugging Face model to (must not exist)")
     parser.add_argument(
         "--config", help="mmdetection config (.py or .json) to use instead of the one embedded in the checkpoint"
@@ -23,6 +31,16 @@ def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: from the checkpoint, or the config's dataset)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT_DIR if it exists")
+    parser.add_argument(
+        "--cache-dir",
+        help="where model-zoo downloads are kept (default: $FASTER_RCNN_HUB_CACHE, else faster-rcnn-hub/ in the "
+        "Hugging Face home: $HF_HOME, $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface)",
+    )
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload OUTPUT_DIR to this Hub model repository")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --push-to-hub: list the files that would be uploaded, upload nothing"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_convert_arguments(convert)
 
+    zoo = commands.add_parser(
+        "zoo",
+        help="list mmdetection's Faster R-CNN model zoo (names for convert)",
+        description="mmdetection's Faster R-CNN checkpoints with ResNet/ResNeXt backbones: name, training data, "
+        "box AP, and whether this version converts them.",
+    )
+    zoo.add_argument("--json", action="store_true", help="print the table as JSON (with URLs and SHA-256 prefixes)")
+
     detect = commands.add_parser("detect", help="detect objects in images and draw them")
     detect.add_argument("images", nargs="+", help="image files")
     detect.add_argument("--model", help="converted model folder (default: the model bundled with the package)")
@@ -51,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--no-draw", action="store_true", help="do not write annotated images")
     detect.add_argument("--overwrite", action="store_true", help="replace annotated images that already exist")
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    detect.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
 
     demo = commands.add_parser(
         "demo",
@@ -81,10 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_convert(args: argparse.Namespace) -> int:
     from .conversion import convert_checkpoint
+    from .conversion.from_zoo import convert_zoo_model
+    from .zoo import UnknownModelError, get_zoo_entry
 
-    result = convert_checkpoint(
-        args.checkpoint, args.output_dir, config_path=args.config, classes=args.classes, overwrite=args.overwrite
+    if (args.private or args.dry_run) and not args.push_to_hub:
+        raise FasterRCNNHubError("--private and --dry-run only apply to an upload: add --push-to-hub REPO_ID.")
+    options = dict(
+        config_path=args.config, classes=args.classes, overwrite=args.overwrite, model_id=args.push_to_hub
     )
+    if _names_a_file(args.checkpoint):
+        result = convert_checkpoint(args.checkpoint, args.output_dir, **options)
+    else:
+        try:
+            get_zoo_entry(args.checkpoint)
+        except UnknownModelError as error:
+            raise UnknownModelError(f"There is no checkpoint file {args.checkpoint!r}, and {error}") from error
+        result = convert_zoo_model(args.checkpoint, args.output_dir, cache_dir=args.cache_dir, **options)
     config = result.config
     print(
         f"Converted {args.checkpoint} -> {result.output_dir} "
@@ -94,7 +133,57 @@ def run_convert(args: argparse.Namespace) -> int:
     )
     for note in result.notes:
         print(f"note: {note}")
+    if args.push_to_hub:
+        _push(result.output_dir, args.push_to_hub, args.private, args.dry_run)
     return 0
+
+
+def _names_a_file(source: str) -> bool:
+    """A checkpoint argument is a file when it exists or looks like a path; otherwise a model-zoo name."""
+    path = Path(source)
+    return path.exists() or path.suffix in (".pth", ".pt") or len(path.parts) > 1
+
+
+def _push(folder: Path, repo_id: str, private: bool, dry_run: bool) -> None:
+    from .hub import describe_plan, push_to_hub
+
+    files = push_to_hub(folder, repo_id, private=private, dry_run=dry_run)
+    if dry_run:
+        print(f"Dry run, nothing uploaded. Would upload {describe_plan(files, repo_id, private)}")
+    else:
+        print(f"Uploaded {describe_plan(files, repo_id, private)}")
+
+
+def run_zoo(args: argparse.Namespace) -> int:
+    from .zoo import zoo_entries
+
+    entries = zoo_entries()
+    statuses = [entry.support() for entry in entries]
+    if args.json:
+        rows = [
+            {**_entry_summary(entry), "supported": status.supported, "unsupported_reason": status.reason}
+            for entry, status in zip(entries, statuses)
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(entry.name) for entry in entries)
+    print(f"{'name':<{width}}  {'trained on':<26}  {'box AP':>6}  converts")
+    for entry, status in zip(entries, statuses):
+        box_ap = f"{entry.box_ap:.1f}" if entry.box_ap is not None else "-"
+        support = "yes" if status.supported else f"not yet: {status.reason}"
+        print(f"{entry.name:<{width}}  {entry.training_data:<26}  {box_ap:>6}  {support}")
+    supported = sum(status.supported for status in statuses)
+    print(
+        f"\n{len(entries)} checkpoints, {supported} convert. "
+        "faster-rcnn-hub convert NAME OUTPUT_DIR downloads and converts one."
+    )
+    return 0
+
+
+def _entry_summary(entry: ZooEntry) -> dict:
+    summary = entry.to_dict()
+    summary.pop("mmdet_config")
+    return summary
 
 
 def run_detect(args: argparse.Namespace) -> int:
@@ -105,6 +194,8 @@ def run_detect(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.threshold <= 1.0:
         raise FasterRCNNHubError(f"--threshold must lie in [0, 1], got {args.threshold}.")
+    if args.batch_size < 1:
+        raise FasterRCNNHubError(f"--batch-size must be at least 1, got {args.batch_size}.")
     output_dir = Path(args.output_dir)
     targets = [output_dir / f"{Path(image).stem}_detections.png" for image in args.images]
     if not args.no_draw and not args.overwrite:
@@ -114,9 +205,9 @@ def run_detect(args: argparse.Namespace) -> int:
     # Read every image before any work so that a bad file stops the run before anything is written.
     images = [load_image(path) for path in args.images]
     detector = Detector(args.model if args.model else default_model_dir(), device=args.device)
+    all_detections = detector.detect_batch(images, threshold=args.threshold, batch_size=args.batch_size)
     report = {}
-    for path, image, target in zip(args.images, images, targets):
-        detections = detector(image, threshold=args.threshold)
+    for path, image, target, detections in zip(args.images, images, targets, all_detections):
         print(f"{path}: {len(detections)} detections (score > {args.threshold})")
         for detection in detections:
             box = ", ".join(f"{value:.1f}" for value in detection.box)
@@ -143,7 +234,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "detect": run_detect, "demo": run_demo}
+COMMANDS = {"convert": run_convert, "zoo": run_zoo, "detect": run_detect, "demo": run_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

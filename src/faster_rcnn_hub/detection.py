@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from huggingface_hub.utils import tqdm
 
+from .errors import FasterRCNNHubError
 from .image_io import load_image, to_rgb_array
 from .image_processing_faster_rcnn import FasterRCNNImageProcessor
 from .modeling_faster_rcnn import FasterRCNNForObjectDetection
+
+# detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
+_BATCHES_PER_WINDOW = 4
 
 
 @dataclass
@@ -43,15 +50,72 @@ class Detector:
 
     def __call__(self, image: Any, threshold: float = 0.5) -> list[Detection]:
         """Detections with a score above `threshold` in one image (a path, PIL image, array or tensor)."""
-        if isinstance(image, (str, os.PathLike, bytes)):
-            image = load_image(image)
-        array = to_rgb_array(image)
-        inputs = self.processor(images=[array], device=self.device)
+        return self._detect([_to_array(image)], threshold)[0]
+
+    def detect_batch(
+        self,
+        images: Sequence[Any],
+        threshold: float = 0.5,
+        batch_size: int = 8,
+        progress: bool | None = None,
+    ) -> list[list[Detection]]:
+        """Detections in many images, run through the network `batch_size` images at a time.
+
+        Images of the same padded size are batched together (the model runs each padded size as its own group,
+        so mixing sizes would split a batch): the list is read a few batches at a time, grouped by padded size,
+        and cut into batches. Each image gets exactly the detections `detector(image)` gives.
+
+        Args:
+            images: Paths, PIL images, arrays or tensors. Paths are read only when their turn comes.
+            threshold: Keep detections with a score above this.
+            batch_size: Images per forward pass.
+            progress: Show a progress bar; by default, when there is more than one batch.
+
+        Returns:
+            One list of detections per image, in the order of `images`.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise FasterRCNNHubError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        images = list(images)
+        show = progress if progress is not None else len(images) > batch_size
+        results: list[list[Detection]] = [[] for _ in images]
+        window = batch_size * _BATCHES_PER_WINDOW
+        with tqdm(total=len(images), unit="image", desc="detecting", disable=not show) as bar:
+            for start in range(0, len(images), window):
+                window_images = images[start : start + window]
+                arrays = {start + offset: _to_array(image) for offset, image in enumerate(window_images)}
+                for indices in self._batches_by_padded_size(arrays, batch_size):
+                    for index, detections in zip(indices, self._detect([arrays[i] for i in indices], threshold)):
+                        results[index] = detections
+                    bar.update(len(indices))
+        return results
+
+    def _batches_by_padded_size(self, arrays: dict[int, np.ndarray], batch_size: int) -> list[list[int]]:
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, array in arrays.items():
+            resized = self.processor.resized_size(*array.shape[:2])
+            groups.setdefault(self.processor.padded_size(*resized), []).append(index)
+        return [
+            indices[start : start + batch_size]
+            for indices in groups.values()
+            for start in range(0, len(indices), batch_size)
+        ]
+
+    def _detect(self, arrays: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+        inputs = self.processor(images=arrays, device=self.device)
         with torch.no_grad():
             outputs = self.model(**inputs)
-        result = self.processor.post_process_object_detection(outputs, threshold=threshold)[0]
         id2label = self.model.config.id2label
         return [
-            Detection(label=id2label[int(label)], label_id=int(label), score=float(score), box=[float(v) for v in box])
-            for score, label, box in zip(result["scores"].cpu(), result["labels"].cpu(), result["boxes"].cpu())
+            [
+                Detection(label=id2label[int(label)], label_id=int(label), score=float(score), box=[float(v) for v in box])
+                for score, label, box in zip(result["scores"].cpu(), result["labels"].cpu(), result["boxes"].cpu())
+            ]
+            for result in self.processor.post_process_object_detection(outputs, threshold=threshold)
         ]
+
+
+def _to_array(image: Any) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike, bytes)):
+        image = load_image(image)
+    return to_rgb_array(image)

@@ -55,7 +55,12 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
     r"""
     Prepares images for [`FasterRCNNForObjectDetection`] exactly as mmdetection's test pipeline does: keep-ratio
     resize to fit `size`, optional RGB to BGR swap, `(pixel - mean) / std`, zero padding at the bottom and right
-    to a multiple of `pad_size_divisor` (all images of a batch to the largest).
+    to a multiple of `pad_size_divisor` (each image's *padded size*, returned as `padded_sizes`).
+
+    With resizing on, `pixel_values` is a fixed square canvas that holds any resized image (for the default
+    `size`, 1344 x 1344), so that images prepared one by one stack into a batch, as transformers' `pipeline` does
+    with `batch_size > 1`; the model crops each image back to its padded size, so the extra zeros cost memory,
+    not computation, and change no result.
 
     Args:
         do_resize (`bool`, *optional*, defaults to `True`):
@@ -79,7 +84,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             Padded height and width are multiples of this.
     """
 
-    model_input_names = ["pixel_values", "image_sizes", "original_sizes"]
+    model_input_names = ["pixel_values", "image_sizes", "original_sizes", "padded_sizes"]
 
     def __init__(
         self,
@@ -146,6 +151,27 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             return height, width
         return rescaled_size(height, width, self.size["longest_edge"], self.size["shortest_edge"])
 
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """`(height, width)` a resized image of the given size is padded to: the next multiples of
+        `pad_size_divisor` (mmdetection's `pad_shape`), or the size itself when `do_pad` is off."""
+        divisor = self.pad_size_divisor if self.do_pad else 1
+        return math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
+
+    def canvas_size(self, padded_sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """`(height, width)` of the `pixel_values` that holds images of these padded sizes.
+
+        With resizing on, no resized side exceeds `size["longest_edge"]`, so a square of that side (padded) holds
+        any image in either orientation: every call returns the same shape. Without resizing there is no bound,
+        and the canvas is the batch's largest padded size.
+        """
+        heights = [height for height, _ in padded_sizes]
+        widths = [width for _, width in padded_sizes]
+        if self.do_resize:
+            side = self.padded_size(self.size["longest_edge"], self.size["longest_edge"])[0]
+            heights.append(side)
+            widths.append(side)
+        return max(heights), max(widths)
+
     def resize(self, image: np.ndarray) -> np.ndarray:
         """Resize one `(H, W, 3)` uint8 RGB image as mmdetection's test pipeline does."""
         height, width = image.shape[:2]
@@ -172,8 +198,9 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             device: Where to put the returned tensors.
 
         Returns:
-            `BatchFeature` with `pixel_values` `(B, 3, H, W)` float32, `image_sizes` `(B, 2)` (resized height and
-            width inside the padding) and `original_sizes` `(B, 2)` (height and width before resizing).
+            `BatchFeature` with `pixel_values` `(B, 3, H, W)` float32 (zero outside each image, see
+            `canvas_size`), `image_sizes` `(B, 2)` (resized height and width), `original_sizes` `(B, 2)` (height
+            and width before resizing) and `padded_sizes` `(B, 2)` (each image's own padded size).
         """
         if kwargs:
             raise TypeError(f"Unexpected arguments to FasterRCNNImageProcessor: {sorted(kwargs)}.")
@@ -184,12 +211,14 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         original_sizes = [array.shape[:2] for array in arrays]
         resized = [self.resize(array) for array in arrays]
         image_sizes = [array.shape[:2] for array in resized]
-        pixel_values = self.normalize_and_pad(resized, device=device)
+        padded_sizes = [self.padded_size(height, width) for height, width in image_sizes]
+        pixel_values = self.normalize_and_pad(resized, device=device, size=self.canvas_size(padded_sizes))
         return BatchFeature(
             data={
                 "pixel_values": pixel_values,
                 "image_sizes": torch.tensor(image_sizes, dtype=torch.long, device=pixel_values.device),
                 "original_sizes": torch.tensor(original_sizes, dtype=torch.long, device=pixel_values.device),
+                "padded_sizes": torch.tensor(padded_sizes, dtype=torch.long, device=pixel_values.device),
             }
         )
 
@@ -206,17 +235,19 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         return image_list
 
     def normalize_and_pad(
-        self, images: Sequence[np.ndarray], device: torch.device | str | None = None
+        self,
+        images: Sequence[np.ndarray],
+        device: torch.device | str | None = None,
+        size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Stack `(H, W, 3)` uint8 RGB images into a normalized, zero-padded `(B, 3, H, W)` float32 tensor.
 
         The order of operations is mmdetection's: channel swap, float, `(x - mean) / std`, then padding with 0.
+        `size` is the `(H, W)` to pad to; by default the largest image's padded size.
         """
-        heights = [image.shape[0] for image in images]
-        widths = [image.shape[1] for image in images]
-        divisor = self.pad_size_divisor if self.do_pad else 1
-        padded_height = math.ceil(max(heights) / divisor) * divisor
-        padded_width = math.ceil(max(widths) / divisor) * divisor
+        if size is None:
+            size = tuple(max(sides) for sides in zip(*(self.padded_size(*image.shape[:2]) for image in images)))
+        padded_height, padded_width = size
         batch = torch.zeros((len(images), 3, padded_height, padded_width), dtype=torch.float32, device=device)
         mean = torch.tensor(self.image_mean, dtype=torch.float32, device=batch.device).view(3, 1, 1)
         std = torch.tensor(self.image_std, dtype=torch.float32, device=batch.device).view(3, 1, 1)

@@ -14,6 +14,8 @@ from .backbone import ResNetBackbone
 from .configuration_faster_rcnn import FasterRCNNConfig
 from .errors import InvalidImageError
 from .fpn import FeaturePyramidNetwork
+from .padded_batches import check_padded_sizes, group_by_padded_size, run_in_groups
+from .pipeline_logging import hide_unlisted_model_error
 from .roi_heads import Detections, RoIHeads
 from .rpn import Proposals, RegionProposalNetwork
 
@@ -57,6 +59,9 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     num_proposals: torch.Tensor | None = None
     image_sizes: torch.Tensor | None = None
     original_sizes: torch.Tensor | None = None
+
+
+hide_unlisted_model_error()
 
 
 class FasterRCNNPreTrainedModel(PreTrainedModel):
@@ -142,6 +147,7 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         image_sizes: torch.Tensor | None = None,
         original_sizes: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        padded_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> FasterRCNNObjectDetectionOutput | tuple:
         r"""
@@ -153,14 +159,30 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
                 `(height, width)` of each image before resizing; detections are returned in these pixels.
                 Defaults to `image_sizes`.
+            padded_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` each image is padded to on its own (a multiple of the processor's
+                `pad_size_divisor`). When given, images of different padded sizes run in separate groups, each
+                cropped to its padded size, so that every image gets the detections it gets alone.
         """
         if kwargs:
             raise TypeError(
                 f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
-                "it takes pixel_values, image_sizes and original_sizes."
+                "it takes pixel_values, image_sizes, original_sizes and padded_sizes."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
+        if padded_sizes is not None:
+            padded_sizes = check_padded_sizes(padded_sizes, image_sizes, pixel_values)
+            if self.training:
+                # mmdetection trains on a batch padded to its largest image: crop away the rest of the canvas.
+                height, width = padded_sizes.max(dim=0).values.tolist()
+                pixel_values = pixel_values[:, :, :height, :width]
+            else:
+                # At inference every image must see only its own padding (see padded_batches.py).
+                groups = group_by_padded_size(padded_sizes)
+                if len(groups) > 1 or groups[0][0] != tuple(pixel_values.shape[-2:]):
+                    output = run_in_groups(self.forward, groups, pixel_values, image_sizes, original_sizes)
+                    return output if return_dict else output.to_tuple()
 
         pyramid = self.fpn(self.backbone(pixel_values))
         proposals = self.rpn(pyramid, image_sizes)

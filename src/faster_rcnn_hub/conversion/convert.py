@@ -16,6 +16,8 @@ from ..configuration_faster_rcnn import FasterRCNNConfig
 from ..errors import CheckpointError, FasterRCNNHubError, MMDetConfigError
 from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
+from ..remote_code import write_remote_code
+from ..zoo import ZooEntry, find_zoo_entry_by_sha256
 from .checkpoint import MMDetCheckpoint, load_mmdet_checkpoint
 from .classes import DATASET_CLASSES, NAMED_CLASS_LISTS
 from .config_mapping import ConversionSettings, settings_from_mmdet_config
@@ -31,6 +33,7 @@ class ConversionResult:
     config: FasterRCNNConfig
     processor: FasterRCNNImageProcessor
     notes: list[str]
+    zoo_entry: ZooEntry | None = None
 
 
 def convert_checkpoint(
@@ -40,9 +43,13 @@ def convert_checkpoint(
     classes: str | list[str] | None = None,
     overwrite: bool = False,
     source_url: str | None = None,
+    model_id: str | None = None,
 ) -> ConversionResult:
-    """Convert an mmdetection checkpoint into `output_dir` (`config.json`, `model.safetensors`,
-    `preprocessor_config.json`, `README.md`).
+    """Convert an mmdetection checkpoint into `output_dir`: `config.json`, `model.safetensors`,
+    `preprocessor_config.json`, a `README.md` model card, and the model code for `trust_remote_code=True`.
+
+    A checkpoint of mmdetection's model zoo (recognised by its SHA-256) is converted with the zoo table's config
+    (mmdetection 3.3.0's, what mmdetection itself uses for that model name), and its card gets the published box AP.
 
     Args:
         checkpoint_path: The mmdetection `.pth` file (2.x or 3.x).
@@ -54,7 +61,10 @@ def convert_checkpoint(
             `coco`, `voc`, `cityscapes`. By default they come from the checkpoint's meta, or from the config's
             dataset when the meta's do not fit the model.
         overwrite: Replace an existing `output_dir`.
-        source_url: Where the checkpoint was downloaded from, recorded in the model card.
+        source_url: Where the checkpoint was downloaded from, recorded in the model card (for zoo checkpoints,
+            the zoo URL by default).
+        model_id: What the card's usage code loads (default: the folder's name, for code run from its parent);
+            pass the Hub repository id when the folder is to be uploaded.
 
     Raises:
         FasterRCNNHubError: (a `ValueError`) with a message saying what is wrong: unreadable or unsafe
@@ -64,7 +74,8 @@ def convert_checkpoint(
     output_dir = Path(output_dir)
     _check_target(output_dir, overwrite)  # fail before the slow part
     checkpoint = load_mmdet_checkpoint(checkpoint_path)
-    mmdet_config, config_origin = _mmdet_config(checkpoint, config_path)
+    zoo_entry = find_zoo_entry_by_sha256(checkpoint.sha256)
+    mmdet_config, config_origin = _mmdet_config(checkpoint, config_path, zoo_entry)
     settings = settings_from_mmdet_config(mmdet_config)
     class_names, class_note = _resolve_classes(classes, checkpoint.meta, settings)
     notes = list(settings.notes) + ([class_note] if class_note else [])
@@ -78,8 +89,9 @@ def convert_checkpoint(
             "checkpoint": checkpoint.path.name,
             "sha256": checkpoint.sha256,
             "config": config_origin,
-            "url": source_url,
+            "url": source_url or (zoo_entry.url if zoo_entry else None),
             "mmdet_version": checkpoint.meta.get("mmdet_version"),
+            "model_zoo_name": zoo_entry.name if zoo_entry else None,
         },
     )
     if config.backbone_out_channels != settings.fpn_in_channels:
@@ -95,17 +107,22 @@ def convert_checkpoint(
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval()
 
+    card = render_model_card(config, processor, notes, model_id or output_dir.name, zoo_entry)
     _write_atomically(
         output_dir,
         overwrite,
-        lambda folder: _write_folder(folder, model, processor, weights, config, notes),
+        lambda folder: _write_folder(folder, model, processor, weights, card),
     )
-    return ConversionResult(output_dir=output_dir, config=config, processor=processor, notes=notes)
+    return ConversionResult(output_dir=output_dir, config=config, processor=processor, notes=notes, zoo_entry=zoo_entry)
 
 
-def _mmdet_config(checkpoint: MMDetCheckpoint, config_path: str | os.PathLike | None) -> tuple[dict[str, Any], str]:
+def _mmdet_config(
+    checkpoint: MMDetCheckpoint, config_path: str | os.PathLike | None, zoo_entry: ZooEntry | None
+) -> tuple[dict[str, Any], str]:
     if config_path is not None:
         return load_config_file(config_path), Path(config_path).name
+    if zoo_entry is not None:
+        return zoo_entry.mmdet_config, f"{zoo_entry.config_file} (mmdetection 3.3.0 model zoo)"
     text = checkpoint.meta.get("cfg") or checkpoint.meta.get("config")
     if isinstance(text, str) and text.strip():
         return parse_config_text(text, filename=f"{checkpoint.path.name} (embedded config)"), "embedded in checkpoint"
@@ -170,15 +187,15 @@ def _write_folder(
     model: FasterRCNNForObjectDetection,
     processor: FasterRCNNImageProcessor,
     weights: dict[str, torch.Tensor],
-    config: FasterRCNNConfig,
-    notes: list[str],
+    card: str,
 ) -> None:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     written = load_file(str(folder / "model.safetensors"))
     if set(written) != set(weights) or any(not torch.equal(written[key], weights[key]) for key in weights):
         raise CheckpointError("The written model.safetensors does not read back identically; nothing was kept.")
-    (folder / "README.md").write_text(render_model_card(config, processor, notes), encoding="utf-8")
+    write_remote_code(folder)
+    (folder / "README.md").write_text(card, encoding="utf-8")
 
 
 def _apply_default_permissions(folder: Path) -> None:

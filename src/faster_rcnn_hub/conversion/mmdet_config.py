@@ -233,7 +233,41 @@ class _Evaluator:
             for element, item in zip(target.elts, value):
                 self.assign(element, item, namespace)
             return
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            self._assign_into_base(target, value, namespace)
+            return
         raise self.refuse(target, "assigning to anything but a name")
+
+    def _assign_into_base(
+        self, target: ast.Attribute | ast.Subscript, value: Any, namespace: dict[str, Any]
+    ) -> None:
+        # mmengine runs a config with `_base_` bound to the merged base configs, so `_base_.a[1].b = v` edits the
+        # inherited value in place (mmdetection's multi-scale configs replace their base's train pipeline so).
+        steps: list[Any] = []
+        node: ast.expr = target
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            if isinstance(node, ast.Attribute):
+                steps.insert(0, node.attr)
+            else:
+                steps.insert(0, self.evaluate(node.slice, namespace))
+            node = node.value
+        if not (isinstance(node, ast.Name) and node.id == BASE_KEY):
+            raise self.refuse(target, "assigning to an attribute or item of anything but `_base_`")
+        where = "_base_" + "".join(f".{step}" if isinstance(step, str) else f"[{step!r}]" for step in steps)
+        container: Any = self.base
+        try:
+            for step in steps[:-1]:
+                container = container[step]
+            if isinstance(container, list):
+                last = steps[-1]
+                if not isinstance(last, int) or not -len(container) <= last < len(container):
+                    raise IndexError(f"no item {last!r} in a list of {len(container)}")
+            elif not isinstance(container, dict):
+                raise TypeError(f"{type(container).__name__} is not a dict or list")
+        except (KeyError, IndexError, TypeError) as error:
+            what = f"assigning to `{where}`, which the base configs do not define ({error}),"
+            raise self.refuse(target, what) from error
+        container[steps[-1]] = copy.deepcopy(value)
 
     def evaluate(self, node: ast.expr, namespace: dict[str, Any]) -> Any:
         if isinstance(node, ast.Constant):

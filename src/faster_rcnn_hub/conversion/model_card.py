@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from string import Template
 
+from huggingface_hub import EvalResult, ModelCardData
+
 from ..configuration_faster_rcnn import FasterRCNNConfig
 from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..zoo import ZooEntry
 
+# Hub dataset identifiers by class count, for checkpoints that are not in the model-zoo table.
 _DATASET_IDS = {80: "coco", 20: "pascal_voc", 8: "cityscapes"}
+TAGS = ["object-detection", "vision", "faster-rcnn", "mmdetection"]
 
 
 def _template() -> Template:
@@ -23,13 +27,55 @@ def _backbone_name(config: FasterRCNNConfig) -> str:
     return f"ResNet-{config.backbone_depth}"
 
 
+def card_metadata(config: FasterRCNNConfig, zoo_entry: ZooEntry | None = None) -> ModelCardData:
+    """The card's Hub metadata, built with huggingface_hub's own classes so that it parses as the Hub parses it;
+    `model-index` carries mmdetection's box AP when the checkpoint is in the model-zoo table."""
+    if zoo_entry is not None and zoo_entry.hub_datasets:
+        datasets = zoo_entry.hub_datasets
+    else:
+        datasets = [_DATASET_IDS[config.num_classes]] if config.num_classes in _DATASET_IDS else None
+    eval_results = None
+    if zoo_entry is not None and zoo_entry.box_ap is not None:
+        eval_results = [
+            EvalResult(
+                task_type="object-detection",
+                task_name="Object Detection",
+                dataset_type=datasets[0] if datasets else "unknown",
+                dataset_name=zoo_entry.eval_dataset,
+                metric_type="mAP",
+                metric_name="box AP",
+                metric_value=zoo_entry.box_ap,
+                source_name="mmdetection model zoo",
+                source_url=zoo_entry.config_url,
+            )
+        ]
+    return ModelCardData(
+        library_name="transformers",
+        pipeline_tag="object-detection",
+        license="apache-2.0",
+        tags=TAGS,
+        datasets=datasets,
+        model_name=zoo_entry.name if eval_results else None,
+        eval_results=eval_results,
+    )
+
+
 def render_model_card(
     config: FasterRCNNConfig,
     processor: FasterRCNNImageProcessor,
     notes: list[str],
     model_id: str = ".",
+    zoo_entry: ZooEntry | None = None,
 ) -> str:
-    """The model card of a converted model, from `model_card/template.md`."""
+    """The model card of a converted model, from `model_card/template.md`.
+
+    Args:
+        config: The converted model's config (its `source` says where the weights came from).
+        processor: The converted image processor.
+        notes: Conversion notes, listed in a section of their own.
+        model_id: What the usage code loads: the folder's name (run from its parent) or a Hub repository id.
+        zoo_entry: The model-zoo entry of the checkpoint, for the box AP, datasets and config link.
+    """
     source = config.source or {}
     names = [config.id2label[index] for index in range(config.num_classes)]
     preview = ", ".join(names[:12]) + (f", ... ({len(names) - 12} more)" if len(names) > 12 else "")
@@ -40,29 +86,44 @@ def render_model_card(
         ("RPN (test)", f"top {config.rpn_nms_pre} per level, NMS {config.rpn_nms_iou_threshold}, keep {config.rpn_max_per_img}"),
         ("RoI head", f"RoIAlign {config.roi_output_size}x{config.roi_output_size}, {config.box_head_num_fcs} FC x {config.box_head_fc_channels}"),
         ("detections (test)", f"score > {config.rcnn_score_threshold}, NMS {config.rcnn_nms_iou_threshold}, at most {config.rcnn_max_per_img}"),
-        ("input", f"resize to fit {processor.size['longest_edge']}x{processor.size['shortest_edge']}, {processor.channel_order.upper()}, mean {processor.image_mean}, std {processor.image_std}"),
+        ("input", f"resize to fit {processor.size['longest_edge']}x{processor.size['shortest_edge']}, "
+                  f"{processor.channel_order.upper()}, mean {processor.image_mean}, std {processor.image_std}, "
+                  f"padded to a multiple of {processor.pad_size_divisor}"),
     ]
+    config_name = source.get("config")
+    if zoo_entry is not None:
+        config_name = f"[{zoo_entry.config_file}]({zoo_entry.config_url})"
+    has_box_ap = zoo_entry is not None and zoo_entry.box_ap is not None
     source_rows = [
+        ("mmdetection model zoo", f"[{zoo_entry.name}]({zoo_entry.collection_url})" if zoo_entry else None),
+        ("mmdetection config", config_name),
         ("checkpoint", source.get("checkpoint")),
-        ("SHA-256", source.get("sha256")),
-        ("mmdetection config", source.get("config")),
         ("source URL", source.get("url")),
+        ("SHA-256", f"`{source['sha256']}`" if source.get("sha256") else None),
+        ("trained on", zoo_entry.training_data if zoo_entry else None),
+        ("box AP (mmdetection)", f"{zoo_entry.box_ap} on {zoo_entry.eval_dataset}" if has_box_ap else None),
         ("mmdetection version", source.get("mmdet_version")),
     ]
-    tags = ["object-detection", "vision", "faster-rcnn", "mmdetection"]
-    dataset = _DATASET_IDS.get(config.num_classes)
+    box_ap_sentence = ""
+    if has_box_ap:
+        box_ap_sentence = (
+            f" mmdetection reports a box AP of {zoo_entry.box_ap} on {zoo_entry.eval_dataset} for the original "
+            "checkpoint (its published figure, not measured again here; the conversion is instead checked for "
+            "parity with mmdetection's detections on reference images)."
+        )
     notes_text = ""
     if notes:
         notes_text = "## Conversion notes\n\n" + "".join(f"- {note}\n" for note in notes) + "\n"
+    title_name = zoo_entry.name if zoo_entry else (source.get("checkpoint") or "converted")
     return _template().substitute(
-        tags=json.dumps(tags),
-        datasets=json.dumps([dataset] if dataset else []),
-        title=f"Faster R-CNN {_backbone_name(config)} FPN ({source.get('checkpoint') or 'converted'})",
+        metadata=card_metadata(config, zoo_entry).to_yaml(),
+        title=f"Faster R-CNN {_backbone_name(config)} FPN ({title_name})",
         backbone_name=_backbone_name(config),
         num_classes=config.num_classes,
         class_preview=preview,
+        box_ap_sentence=box_ap_sentence,
         model_id=model_id,
         architecture_rows="\n".join(f"| {name} | {value} |" for name, value in architecture),
-        source_rows="\n".join(f"| {name} | {value if value else 'unknown'} |" for name, value in source_rows),
+        source_rows="\n".join(f"| {name} | {value} |" for name, value in source_rows if value),
         notes=notes_text,
     )

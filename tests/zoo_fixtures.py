@@ -1,0 +1,108 @@
+"""A model-zoo entry for the tiny fixture checkpoint, and a local HTTP server to download it from."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import torch
+
+from conftest import MMDET
+from faster_rcnn_hub import zoo
+from faster_rcnn_hub.conversion import parse_config_text
+from faster_rcnn_hub.zoo import ZooEntry, compact_mmdet_config
+
+TINY_COCO = MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"
+ENTRY_NAME = "faster-rcnn_tiny-r50_fpn_1x_coco"
+
+
+def tiny_zoo_checkpoint() -> tuple[str, bytes, ZooEntry]:
+    """The tiny checkpoint *without* its embedded config, under an mmdetection-style name with its SHA-256
+    prefix, and a table entry (box AP 12.3, URL to be filled in) holding the config in the table's form."""
+    checkpoint = torch.load(TINY_COCO, weights_only=True)
+    config = compact_mmdet_config(parse_config_text(checkpoint["meta"].pop("config")))
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    data = buffer.getvalue()
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    filename = f"faster_rcnn_tiny_r50_fpn_1x_coco_20240101_000000-{prefix}.pth"
+    entry = ZooEntry(
+        name=ENTRY_NAME,
+        config_file="faster_rcnn/faster-rcnn_tiny-r50_fpn_1x_coco.py",
+        url=f"https://download.example/{filename}",
+        sha256_prefix=prefix,
+        box_ap=12.3,
+        eval_dataset="COCO",
+        training_data="COCO",
+        mmdet_config=config,
+    )
+    return filename, data, entry
+
+
+def add_to_zoo_table(monkeypatch, *entries: ZooEntry) -> None:
+    table = {**zoo._load_table(), **{entry.name: entry for entry in entries}}
+    monkeypatch.setattr(zoo, "_load_table", lambda: table)
+
+
+class CheckpointServer:
+    """Serves `files` (path -> bytes) on 127.0.0.1 with HTTP Range support, recording every request.
+
+    `drop_after = n` makes the next response send only `n` bytes of its body and close the connection.
+    """
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.requests: list[tuple[str, str | None]] = []
+        self.drop_after: int | None = None
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{path}"
+
+    def __enter__(self) -> CheckpointServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requested_range = self.headers.get("Range")
+                server.requests.append((self.path, requested_range))
+                data = server.files.get(self.path.lstrip("/"))
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = int(requested_range.removeprefix("bytes=").split("-")[0]) if requested_range else 0
+                if start >= len(data):
+                    self.send_error(416)
+                    return
+                body = data[start:]
+                self.send_response(206 if requested_range else 200)
+                self.send_header("Content-Length", str(len(body)))
+                if requested_range:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                if server.drop_after is not None:
+                    body, server.drop_after = body[: server.drop_after], None
+                    self.close_connection = True
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+def cached_files(cache_dir: Path) -> list[str]:
+    folder = cache_dir / "checkpoints"
+    return sorted(path.name for path in folder.iterdir() if not path.name.endswith(".lock")) if folder.exists() else []

@@ -1,0 +1,6 @@
+_base_ = './faster-rcnn_r50_fpn_1x_coco.py'
+model = dict(
+    roi_head=dict(
+        bbox_head=dict(
+            reg_decoded_bbox=True,
+            loss_bbox=dict(type='IoULoss', loss_weight=10.0))))
