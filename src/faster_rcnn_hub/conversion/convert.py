@@ -83,7 +83,7 @@ def convert_checkpoint(
             "mmdet_version": checkpoint.meta.get("mmdet_version"),
         },
     )
-    if config.backbone_out_channels != settings.fpn_in_channels:
+    if settings.fpn_in_channels is not None and config.backbone_out_channels != settings.fpn_in_channels:
         raise MMDetConfigError(
             f"model.neck.in_channels {settings.fpn_in_channels} do not match the backbone's output channels "
             f"{config.backbone_out_channels}."
