@@ -1,4 +1,4 @@
-"""The `faster-rcnn-hub` command line: convert mmdetection checkpoints and detect objects."""
+"""The `faster-rcnn-hub` command line: convert mmdetection checkpoints, detect objects, serve the demo."""
 
 from __future__ import annotations
 
@@ -51,6 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--no-draw", action="store_true", help="do not write annotated images")
     detect.add_argument("--overwrite", action="store_true", help="replace annotated images that already exist")
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="serve the web demo (needs the [demo] extra)",
+        description="Serve the Gradio demo page and API: upload an image, see its detections. Needs gradio: "
+        "pip install 'faster-rcnn-hub[demo]'.",
+    )
+    demo.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="converted model folder or Hub id to offer besides the bundled default model; repeat for several "
+        "(the first is selected)",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    demo.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    demo.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    demo.add_argument(
+        "--concurrency", type=int, default=1, help="detection requests run at once; others queue (default 1)"
+    )
     return parser
 
 
@@ -107,7 +129,16 @@ def run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "detect": run_detect}
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import create_demo, import_gradio, launch_demo
+
+    import_gradio()  # before loading any model: say at once when the extra is missing
+    demo = create_demo(args.models, device=args.device, concurrency_limit=args.concurrency)
+    launch_demo(demo, host=args.host, port=args.port)
+    return 0
+
+
+COMMANDS = {"convert": run_convert, "detect": run_detect, "demo": run_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,3 +28,7 @@ class MMDetConfigError(FasterRCNNHubError):
 
 class UnsupportedArchitectureError(MMDetConfigError):
     """The mmdetection config describes a model this package cannot run (yet)."""
+
+
+class MissingDependencyError(FasterRCNNHubError):
+    """A feature needs an optional dependency (an extra such as `[demo]`) that is not installed."""

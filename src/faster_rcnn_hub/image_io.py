@@ -22,18 +22,23 @@ from .errors import InvalidImageError
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
 
-# Far more pixels than any camera makes (about 16k x 16k); larger files are refused before decoding.
-MAX_IMAGE_PIXELS = 268_435_456
+# More pixels than any camera makes (about 13,400 x 13,400; the largest sensors have about 150 million);
+# larger files are refused from their header, before decoding. This is also Pillow's own hard limit.
+MAX_IMAGE_PIXELS = 178_956_970
 
 
-def load_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def load_image(
+    source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PIXELS, name: str | None = None
+) -> Image.Image:
     """Open an image file (or its bytes) as an upright RGB PIL image, or raise `InvalidImageError`.
 
     Args:
         source: A path, or the encoded bytes of an image file.
         max_pixels: Images with more pixels than this are refused before they are decoded.
+        name: What error messages call the image (default: the path, or `<bytes>`).
     """
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if name is None:
+        name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
@@ -47,22 +52,36 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_PI
         raise InvalidImageError(f"Image file {name} is empty (0 bytes).")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from about 89 million pixels; our own limit below decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                raise InvalidImageError(
-                    f"Image {name} is {width}x{height} = {width * height} pixels, more than the limit of "
-                    f"{max_pixels}; refusing to decode it. Downscale it first."
-                )
+                raise _too_many_pixels(name, width, height, max_pixels)
             image.load()
+            return ImageOps.exif_transpose(image)
     except InvalidImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise InvalidImageError(f"{name} is not a readable image ({error}).") from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(
+            f"Image {name} has more pixels than the limit of {max_pixels} ({error}); refusing to decode it. "
+            "Downscale it first."
+        ) from error
+    except UnidentifiedImageError as error:
+        # Pillow's own text names the in-memory buffer ("cannot identify image file <_io.BytesIO ...>"): noise.
+        raise InvalidImageError(
+            f"{name} is not a readable image: its content is in no image format Pillow can decode "
+            "(PNG, JPEG, BMP, GIF, TIFF, WebP, ...)."
+        ) from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InvalidImageError(f"Image {name} is truncated or corrupt ({error}).") from error
-    return ImageOps.exif_transpose(image)
+
+
+def _too_many_pixels(name: str, width: int, height: int, max_pixels: int) -> InvalidImageError:
+    return InvalidImageError(
+        f"Image {name} is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}; "
+        "refusing to decode it. Downscale it first."
+    )
 
 
 def to_rgb_array(image: Any, channels_first: bool | None = None) -> np.ndarray:
@@ -96,12 +115,22 @@ def to_rgb_array(image: Any, channels_first: bool | None = None) -> np.ndarray:
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _array_to_rgb(np.asarray(image), channels_first=False)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8)
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _too_many_pixels("given", width, height, MAX_IMAGE_PIXELS)
+    try:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            return _array_to_rgb(np.asarray(image), channels_first=False)
+        if image.mode != "RGB":
+            with warnings.catch_warnings():
+                # Pillow suggests RGBA for palette images with transparency; we drop alpha as OpenCV does.
+                warnings.simplefilter("ignore", UserWarning)
+                image = image.convert("RGB")
+        return np.asarray(image, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # A lazily opened PIL image is only decoded here; a damaged file surfaces now.
+        raise InvalidImageError(f"The image cannot be decoded; it is truncated or corrupt ({error}).") from error
 
 
 def _array_to_rgb(array: np.ndarray, channels_first: bool) -> np.ndarray:

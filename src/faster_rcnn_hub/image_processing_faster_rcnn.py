@@ -272,6 +272,17 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
                     [target_width / original_width, target_height / original_height] * 2
                 )
                 image_boxes = image_boxes * factors
+            # Boxes are clipped to the resized image before being scaled back, which can overshoot the
+            # original border by a float rounding; report them inside the image.
+            image_boxes = torch.stack(
+                [
+                    image_boxes[:, 0].clamp(0, target_width),
+                    image_boxes[:, 1].clamp(0, target_height),
+                    image_boxes[:, 2].clamp(0, target_width),
+                    image_boxes[:, 3].clamp(0, target_height),
+                ],
+                dim=1,
+            )
             keep = image_scores > threshold
             results.append({"scores": image_scores[keep], "labels": image_labels[keep], "boxes": image_boxes[keep]})
         return results

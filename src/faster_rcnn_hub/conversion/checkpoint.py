@@ -39,6 +39,16 @@ class InertDict(dict):
             self.update(state)
 
 
+def recorded_attribute(owner: Any, name: str) -> str:
+    """Stand-in for `getattr` in pickles: names the attribute instead of looking it up.
+
+    mmengine's `HistoryBuffer` pickles its statistics methods as `getattr(HistoryBuffer, "mean")`; with the
+    class replaced by an inert stand-in there is nothing to look up, and looking attributes up on unpickled
+    objects is exactly the kind of code execution we refuse.
+    """
+    return f"<attribute {name!r} of {getattr(owner, '__name__', type(owner).__name__)}>"
+
+
 def _numpy_safe_globals() -> list[tuple[Any, str]]:
     core = np._core if hasattr(np, "_core") else np.core
     entries: list[tuple[Any, str]] = []
@@ -67,6 +77,8 @@ def _allowed_globals() -> dict[str, Any]:
     allowed = {name: stand_in for name, stand_in in _FRAMEWORK_STAND_INS.items()}
     allowed.update({name: value for value, name in _numpy_safe_globals()})
     allowed["_codecs.encode"] = None  # numpy scalars pickle their bytes through codecs.encode (pure data)
+    allowed["builtins.getattr"] = recorded_attribute
+    allowed["__builtin__.getattr"] = recorded_attribute
     return allowed
 
 
@@ -131,6 +143,10 @@ def _safe_torch_load(path: Path) -> Any:
                 "objects are accepted. If you trust the file, re-save its state_dict with torch.save() first."
             )
         extra_globals = [(allowed[name], name) for name in unsafe if allowed[name] is not None]
+        if "numpy.dtype" in unsafe:
+            # Unpickled dtypes are then built as instances of their per-type classes (numpy.dtypes.*),
+            # which never appear as globals of their own.
+            extra_globals += [entry for entry in _numpy_safe_globals() if entry[1].startswith("numpy.dtypes.")]
         if "_codecs.encode" in unsafe:
             import codecs
 

@@ -62,8 +62,7 @@ def convert_checkpoint(
             existing output folder.
     """
     output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise FasterRCNNHubError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    _check_target(output_dir, overwrite)  # fail before the slow part
     checkpoint = load_mmdet_checkpoint(checkpoint_path)
     mmdet_config, config_origin = _mmdet_config(checkpoint, config_path)
     settings = settings_from_mmdet_config(mmdet_config)
@@ -191,20 +190,66 @@ def _apply_default_permissions(folder: Path) -> None:
         path.chmod(0o666 & ~umask)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_pid(path: Path, marker: str) -> int | None:
+    # Names look like ".<output>.<marker>-<pid>-<random>".
+    try:
+        return int(path.name.split(f".{marker}-", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _recover_abandoned(output_dir: Path) -> None:
+    """Clean up after a conversion into `output_dir` that was killed midway.
+
+    A half-written staging folder is deleted. A previous output that was moved aside for `--overwrite` and
+    not yet replaced is moved back, so a kill at any moment loses nothing. Folders of live processes are left.
+    """
+    parent, name = output_dir.parent, output_dir.name
+    for marker in ("old", "partial"):
+        for path in sorted(parent.glob(f".{name}.{marker}-*")):
+            pid = _owner_pid(path, marker)
+            if pid is not None and pid != os.getpid() and _process_alive(pid):
+                continue
+            if marker == "old" and not output_dir.exists():
+                path.rename(output_dir)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_target(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.parent.exists():
+        _recover_abandoned(output_dir)
+    if output_dir.exists() and not overwrite:
+        raise FasterRCNNHubError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+
+
 def _write_atomically(output_dir: Path, overwrite: bool, write: Any) -> None:
     """Run `write(folder)` on a temporary folder beside `output_dir`, then move it into place.
 
-    A failure (or a kill) before the final rename leaves any previous `output_dir` untouched.
+    A failure (or a kill) before the final rename leaves any previous `output_dir` untouched; a later
+    conversion into the same folder removes what a killed one left behind.
     """
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    _check_target(output_dir, overwrite)
+    prefix = f".{output_dir.name}.{{}}-{os.getpid()}-"
+    staging = Path(tempfile.mkdtemp(prefix=prefix.format("partial"), dir=output_dir.parent))
     try:
         write(staging)
         _apply_default_permissions(staging)
         if output_dir.exists():
             if not overwrite:
                 raise FasterRCNNHubError(f"{output_dir} appeared while converting; not replacing it.")
-            backup = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+            backup = Path(tempfile.mkdtemp(prefix=prefix.format("old"), dir=output_dir.parent))
             backup.rmdir()
             output_dir.rename(backup)
             staging.rename(output_dir)

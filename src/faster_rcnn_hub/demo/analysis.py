@@ -1,0 +1,189 @@
+"""What the demo computes for one request, without any web framework: run (or reuse) the model on an image, keep
+the detections the user asked for, and turn them into an annotated picture, table rows and a JSON report."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..detection import Detection
+from ..errors import FasterRCNNHubError, InvalidImageError
+from ..image_io import load_image
+from ..visualization import draw_detections
+from .models import ModelCatalogue
+
+TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
+
+# The annotated picture sent back to the browser is at most this many pixels on its longer side: a 6000x4000
+# photo would otherwise cost tens of megabytes per request. Boxes in the table and the JSON stay in
+# original-image pixels.
+DISPLAY_MAX_SIDE = 1600
+
+
+@dataclass
+class ModelRun:
+    """Every detection the model gives for one image (score above 0), and how long the model took."""
+
+    detections: list[Detection]
+    seconds: float
+    device: str
+
+
+@dataclass
+class DemoResult:
+    """One answer of the demo: the detections kept, and what the page shows of them."""
+
+    model: str
+    image_name: str
+    image_size: tuple[int, int]
+    threshold: float
+    classes: list[str]
+    detections: list[Detection]
+    annotated: Image.Image
+    run: ModelRun
+    cached: bool
+
+    def table_rows(self) -> list[list[Any]]:
+        """Rows for `TABLE_HEADERS`: scores to 3 decimals, box corners to 0.1 px."""
+        return [
+            [detection.label, round(detection.score, 3), *(round(value, 1) for value in detection.box)]
+            for detection in self.detections
+        ]
+
+    def report(self) -> dict[str, Any]:
+        """The JSON download: full-precision detections plus what produced them."""
+        width, height = self.image_size
+        return {
+            "model": self.model,
+            "image": {"name": self.image_name, "width": width, "height": height},
+            "threshold": self.threshold,
+            "classes": self.classes,
+            "inference_ms": round(self.run.seconds * 1000, 1),
+            "device": self.run.device,
+            "detections": [detection.to_dict() for detection in self.detections],
+        }
+
+    def summary(self) -> str:
+        """One line of Markdown: how many detections, the model's time, the image size."""
+        count = len(self.detections)
+        noun = "detection" if count == 1 else "detections"
+        width, height = self.image_size
+        timing = f"model took **{self.run.seconds * 1000:.0f} ms** on {self.run.device}"
+        if self.cached:
+            timing += " (cached result)"
+        scope = f" among {', '.join(self.classes)}" if self.classes else ""
+        return f"**{count} {noun}** with score > {self.threshold:.2f}{scope} · {timing} · image {width}×{height}"
+
+
+def select_detections(
+    detections: Sequence[Detection], threshold: float, classes: Collection[str] = ()
+) -> list[Detection]:
+    """The detections scoring above `threshold` (whose label is in `classes`, unless that is empty).
+
+    Scores are float32 in the model, and `FasterRCNNImageProcessor.post_process_object_detection` compares them
+    with the threshold in float32; comparing against the float32 value of the threshold keeps exactly the
+    detections the Python API returns for that threshold.
+    """
+    threshold32 = float(np.float32(threshold))
+    wanted = set(classes)
+    return [
+        detection
+        for detection in detections
+        if detection.score > threshold32 and (not wanted or detection.label in wanted)
+    ]
+
+
+def annotate_for_display(
+    image: Image.Image, detections: Sequence[Detection], max_side: int = DISPLAY_MAX_SIDE
+) -> Image.Image:
+    """`image` with the detections drawn, shrunk first when its longer side exceeds `max_side` (the boxes are
+    scaled with it, so labels stay legible at the size the browser shows)."""
+    scale = min(1.0, max_side / max(image.size))
+    items = [detection.to_dict() for detection in detections]
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+        for item in items:
+            item["box"] = [value * scale for value in item["box"]]
+    return draw_detections(image, items)
+
+
+class DetectionRunner:
+    """Runs the catalogue's models and remembers the last results, so that moving the threshold or changing the
+    class filter redraws at once instead of running the model again.
+
+    Args:
+        catalogue: The models to serve.
+        cache_size: How many (model, image) results to keep.
+    """
+
+    def __init__(self, catalogue: ModelCatalogue, cache_size: int = 32) -> None:
+        self.catalogue = catalogue
+        self.cache_size = cache_size
+        self._runs: OrderedDict[tuple[str, str], ModelRun] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        image_path: str | Path,
+        model: str,
+        threshold: float = 0.5,
+        classes: Sequence[str] = (),
+        image_name: str | None = None,
+    ) -> DemoResult:
+        """Detect objects in the image file at `image_path` with the catalogue's model `model`.
+
+        `image_name` (default: the file's name) is what the report and error messages call the image: the
+        name the user uploaded rather than the server's temporary copy.
+
+        Raises:
+            InvalidImageError: The file is not a readable image.
+            FasterRCNNHubError: Unknown model, threshold out of range, or a class the model does not know.
+        """
+        if not 0.0 <= threshold <= 1.0:
+            raise FasterRCNNHubError(f"The score threshold must lie in [0, 1], got {threshold}.")
+        detector = self.catalogue.detector(model)
+        unknown = sorted(set(classes) - set(self.catalogue.class_names(model)))
+        if unknown:
+            raise FasterRCNNHubError(f"Model {model!r} has no class {', '.join(map(repr, unknown))}.")
+        image_name = image_name or Path(image_path).name
+        try:
+            data = Path(image_path).read_bytes()
+        except OSError as error:
+            raise InvalidImageError(f"Cannot read {image_name}: {error.strerror or error}.") from error
+        image = load_image(data, name=image_name)
+        key = (model, hashlib.sha256(data).hexdigest())
+        with self._lock:
+            run = self._runs.get(key)
+            if run is not None:
+                self._runs.move_to_end(key)
+        cached = run is not None
+        if run is None:
+            start = time.perf_counter()
+            detections = detector(image, threshold=0.0)
+            run = ModelRun(detections=detections, seconds=time.perf_counter() - start, device=str(detector.device))
+            with self._lock:
+                self._runs[key] = run
+                while len(self._runs) > self.cache_size:
+                    self._runs.popitem(last=False)
+        kept = select_detections(run.detections, threshold, classes)
+        return DemoResult(
+            model=model,
+            image_name=image_name,
+            image_size=image.size,
+            threshold=threshold,
+            classes=list(classes),
+            detections=kept,
+            annotated=annotate_for_display(image, kept),
+            run=run,
+            cached=cached,
+        )
