@@ -1,14 +1,17 @@
-"""Box coding, anchors and NMS follow mmdetection/mmcv exactly."""
+"""Box coding, anchors, NMS and soft-NMS follow mmdetection/mmcv exactly."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from faster_rcnn_hub.anchors import AnchorGenerator
 from faster_rcnn_hub.box_coder import DeltaXYWHBoxCoder
 from faster_rcnn_hub.nms import batched_nms, nms
+from faster_rcnn_hub.soft_nms import batched_soft_nms, soft_nms
 
 
 def test_decode_matches_mmdetection_documented_example():
@@ -75,3 +78,125 @@ def test_batched_nms_separates_groups_in_both_regimes():
         members = (groups[:500] == group).nonzero().view(-1)
         expected = set(members[nms(boxes[members], scores[members], 0.5)].tolist())
         assert set(small_keep[groups[small_keep] == group].tolist()) == expected
+
+
+def mmcv_softnms_cpu(boxes, scores, iou_threshold, sigma, min_score, method):
+    """Line-by-line transcription of mmcv 2.1.0's `softnms_cpu` (ops/csrc/pytorch/cpu/nms.cpp, offset 0) in
+    float32 scalars: the reference the vectorized `soft_nms` must reproduce, permutations included."""
+    f32 = np.float32
+    x1, y1, x2, y2 = (boxes[:, index].numpy().astype(f32).copy() for index in range(4))
+    sc = scores.numpy().astype(f32).copy()
+    areas = (x2 - x1) * (y2 - y1)
+    inds = np.arange(len(sc))
+    threshold, sigma, min_score = f32(iou_threshold), f32(sigma), f32(min_score)
+    columns = [x1, y1, x2, y2, sc, areas, inds]
+    dets_scores = []
+    nboxes, i = len(sc), 0
+    while i < nboxes:
+        max_pos = i
+        for pos in range(i + 1, nboxes):
+            if sc[max_pos] < sc[pos]:
+                max_pos = pos
+        for column in columns:
+            column[i], column[max_pos] = column[max_pos], column[i]
+        dets_scores.append(sc[i])
+        pos = i + 1
+        while pos < nboxes:
+            width = max(f32(0), min(x2[i], x2[pos]) - max(x1[i], x1[pos]))
+            height = max(f32(0), min(y2[i], y2[pos]) - max(y1[i], y1[pos]))
+            inter = width * height
+            ovr = inter / (areas[i] + areas[pos] - inter)
+            weight = f32(1)
+            if method == "naive" and ovr >= threshold:
+                weight = f32(0)
+            elif method == "linear" and ovr >= threshold:
+                weight = f32(1) - ovr
+            elif method == "gaussian":
+                weight = np.exp(-(ovr * ovr) / sigma)
+            sc[pos] = sc[pos] * weight
+            if sc[pos] < min_score:
+                for column in columns:
+                    column[pos] = column[nboxes - 1]
+                nboxes -= 1
+                pos -= 1
+            pos += 1
+        i += 1
+    return torch.from_numpy(inds[:nboxes].copy()), torch.tensor(np.array(dets_scores, dtype=f32))
+
+
+def _clustered_boxes(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes in tight clusters (heavy overlaps, so scores fall below min_score and boxes are dropped and
+    reordered), with repeated scores (ties decided by the kernel's array order)."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.rand(count // 8 + 1, 2, generator=generator) * 200
+    corners = centres.repeat_interleave(8, dim=0)[:count] + torch.rand(count, 2, generator=generator) * 3
+    sizes = 20 + torch.rand(count, 2, generator=generator) * 4
+    boxes = torch.cat([corners, corners + sizes], dim=1)
+    scores = torch.rand(count, generator=generator)
+    scores[::5] = scores[1::5][: scores[::5].numel()]  # ties
+    return boxes, scores
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian", "naive"])
+@pytest.mark.parametrize("min_score", [1e-3, 0.3])
+def test_soft_nms_reproduces_mmcv_kernel(method, min_score):
+    boxes, scores = _clustered_boxes(300, seed=len(method))
+    keep, kept_scores = soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=min_score, method=method)
+    expected_keep, expected_scores = mmcv_softnms_cpu(boxes, scores, 0.3, 0.5, min_score, method)
+    assert 0 < len(expected_keep) < len(boxes)  # some boxes were dropped
+    assert torch.equal(keep, expected_keep)
+    if method == "gaussian":  # float exp may differ from C's expf in the last bit
+        torch.testing.assert_close(kept_scores, expected_scores, rtol=1e-6, atol=0)
+    else:
+        assert torch.equal(kept_scores, expected_scores)
+    assert bool((kept_scores[:-1] >= kept_scores[1:]).all())
+
+
+def test_soft_nms_lowers_overlapping_scores_linearly():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 5.0], [20.0, 20.0, 30.0, 30.0], [0.0, 0.0, 10.0, 10.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    keep, kept_scores = soft_nms(boxes, scores, iou_threshold=0.3)
+    # Box 1 overlaps box 0 with IoU 0.5 -> 0.8 * 0.5; box 3 duplicates box 0 (IoU 1) -> 0, below min_score: dropped.
+    assert keep.tolist() == [0, 2, 1]
+    torch.testing.assert_close(kept_scores, torch.tensor([0.9, 0.7, 0.4]))
+    assert soft_nms(boxes[:0], scores[:0], 0.3)[0].numel() == 0
+
+
+def test_soft_nms_stopping_early_gives_the_same_first_results():
+    boxes, scores = _clustered_boxes(400, seed=3)
+    groups = torch.randint(0, 4, (400,), generator=torch.Generator().manual_seed(0))
+    full_keep, full_scores = batched_soft_nms(boxes, scores, groups, 0.5)
+    keep, kept_scores = batched_soft_nms(boxes, scores, groups, 0.5, max_num=50)
+    assert len(keep) == 50
+    assert torch.equal(keep, full_keep[:50]) and torch.equal(kept_scores, full_scores[:50])
+
+
+def test_batched_soft_nms_is_mmcv_batched_nms_in_both_regimes():
+    boxes, scores = _clustered_boxes(600, seed=5)
+    groups = torch.randint(0, 3, (600,), generator=torch.Generator().manual_seed(1))
+    # mmcv's batched_nms: groups kept apart by offsetting their boxes, IoU computed on the offset boxes.
+    offset_boxes = boxes + (groups.float() * (boxes.max() + 1))[:, None]
+
+    keep, kept_scores = batched_soft_nms(boxes, scores, groups, 0.5)  # one soft-NMS over all groups
+    expected_keep, expected_scores = mmcv_softnms_cpu(offset_boxes, scores, 0.5, 0.5, 1e-3, "linear")
+    assert torch.equal(keep, expected_keep) and torch.equal(kept_scores, expected_scores)
+
+    keep, kept_scores = batched_soft_nms(boxes, scores, groups, 0.5, split_threshold=100)  # one per group
+    scores_after = torch.zeros_like(scores)
+    kept = torch.zeros_like(scores, dtype=torch.bool)
+    for group in range(3):
+        members = (groups == group).nonzero().view(-1)
+        group_keep, group_scores = mmcv_softnms_cpu(offset_boxes[members], scores[members], 0.5, 0.5, 1e-3, "linear")
+        kept[members[group_keep]] = True
+        scores_after[members[group_keep]] = group_scores
+    expected_scores, order = scores_after[kept].sort(descending=True)
+    assert torch.equal(keep, kept.nonzero().view(-1)[order]) and torch.equal(kept_scores, expected_scores)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_soft_nms_on_cuda_matches_cpu():
+    boxes, scores = _clustered_boxes(300, seed=7)
+    groups = torch.randint(0, 3, (300,), generator=torch.Generator().manual_seed(2))
+    cpu = batched_soft_nms(boxes, scores, groups, 0.5, max_num=100)
+    gpu = batched_soft_nms(boxes.cuda(), scores.cuda(), groups.cuda(), 0.5, max_num=100)
+    assert torch.equal(gpu[0].cpu(), cpu[0]) and torch.equal(gpu[1].cpu(), cpu[1])

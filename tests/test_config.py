@@ -34,6 +34,29 @@ def test_resnext_and_basic_block_widths():
     assert resnet18.block_type == "basic" and resnet18.backbone_out_channels == [64, 128, 256, 512]
 
 
+C4 = dict(
+    backbone_num_stages=3, backbone_strides=[1, 2, 2], backbone_dilations=[1, 1, 1], backbone_out_indices=[2],
+    neck_type="none", anchor_scales=[2, 4, 8, 16, 32], anchor_strides=[16], roi_featmap_strides=[16],
+    roi_output_size=14, roi_head_type="shared_res5",
+)  # fmt: skip
+DC5 = dict(
+    backbone_strides=[1, 2, 2, 1], backbone_dilations=[1, 1, 1, 2], backbone_out_indices=[3], neck_type="none",
+    anchor_scales=[2, 4, 8, 16, 32], anchor_strides=[16], roi_featmap_strides=[16],
+)  # fmt: skip
+
+
+def test_single_map_layouts_c4_and_dc5():
+    c4 = FasterRCNNConfig(**C4)
+    assert (c4.feature_channels, c4.num_feature_levels, c4.backbone_out_strides) == (1024, 1, [16])
+    assert c4.shared_res5_out_size == 7
+    dc5 = FasterRCNNConfig(**DC5)
+    assert (dc5.feature_channels, dc5.num_feature_levels, dc5.backbone_out_strides) == (2048, 1, [16])
+    with pytest.raises(InvalidConfigError, match=r"anchor_strides \[32\] must be the stride of the backbone output"):
+        FasterRCNNConfig(**{**DC5, "anchor_strides": [32], "roi_featmap_strides": [32]})
+    with pytest.raises(InvalidConfigError, match="use neck_type='none'"):
+        FasterRCNNConfig(**{**C4, "neck_type": "fpn", "fpn_num_outs": 1})
+
+
 def test_json_round_trip(tmp_path):
     config = FasterRCNNConfig(backbone_style="caffe", rpn_nms_pre=500, id2label={0: "a", 1: "b"})
     config.save_pretrained(tmp_path)
@@ -55,7 +78,12 @@ def test_json_round_trip(tmp_path):
         ("box_coder_stds", [0.1, 0.1, 0.0, 0.2], "box_coder_stds entry 0.0 must be greater than 0"),
         ("roi_featmap_strides", [8, 16, 32, 64], "roi_featmap_strides"),
         ("backbone_groups", 32, "needs a Bottleneck depth"),
-        ("rcnn_nms_type", "soft_nms", "rcnn_nms_type must be one of"),
+        ("rcnn_nms_type", "soft", "rcnn_nms_type must be one of"),
+        ("rcnn_soft_nms_method", "cubic", "rcnn_soft_nms_method must be one of"),
+        ("rcnn_soft_nms_sigma", 0.0, r"rcnn_soft_nms_sigma=0.0 is out of range"),
+        ("neck_type", "pafpn", "neck_type must be one of"),
+        ("neck_type", "none", r"neck_type='none' feeds one backbone output to the heads"),
+        ("roi_head_type", "shared_res5", r"backbone must stop after four stages"),
         ("norm_eps", float("nan"), "norm_eps must be a finite number"),
         ("roi_aligned", "yes", "roi_aligned must be true or false"),
     ],

@@ -1,7 +1,8 @@
-"""Converting mmdetection checkpoints: every FPN zoo configuration, strict key checks, configs, classes, safety."""
+"""Converting mmdetection checkpoints: every zoo configuration, strict key checks, configs, classes, safety."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -29,7 +30,7 @@ from faster_rcnn_hub.remote_code import remote_code_files
 REPO = Path(__file__).resolve().parents[1]
 TINY_COCO = MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"
 TINY_VOC = MMDET / "tiny_r50_caffe_fpn_voc" / "tiny_r50_caffe_fpn_voc.pth"
-FPN_MANIFESTS = [
+ZOO_MANIFESTS = [
     "r18_fpn_lsj_coco",
     "r50_fpn_1x_coco",
     "r50_caffe_fpn_1x_coco",
@@ -40,20 +41,18 @@ FPN_MANIFESTS = [
     "x101_32x8d_fpn_ms_3x_coco",
     "r50_fpn_1x_voc0712",
     "r50_fpn_1x_cityscapes",
+    "r50_caffe_c4_1x_coco",
+    "r50_caffe_dc5_1x_coco",
+    "r50_fpn_soft_nms_1x_coco",
 ]
-NOT_YET_SUPPORTED = {
-    "r50_caffe_c4_1x_coco": "num_stages",
-    "r50_caffe_dc5_1x_coco": "dilations",
-    "r50_fpn_soft_nms_1x_coco": "soft_nms",
-}
 
 
 def _manifest(name: str) -> dict:
     return json.loads((MANIFESTS / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name", FPN_MANIFESTS)
-def test_every_fpn_zoo_configuration_converts_with_all_keys_used(name, tmp_path):
+@pytest.mark.parametrize("name", ZOO_MANIFESTS)
+def test_every_zoo_configuration_converts_with_all_keys_used(name, tmp_path):
     manifest = _manifest(name)
     checkpoint = write_seeded_checkpoint(manifest, tmp_path / f"{name}.pth", seed=7)
     config_file = write_manifest_config(manifest, tmp_path / f"{name}.py")
@@ -66,6 +65,16 @@ def test_every_fpn_zoo_configuration_converts_with_all_keys_used(name, tmp_path)
     assert config.backbone_depth == model_cfg["backbone"]["depth"]
     assert config.backbone_groups == model_cfg["backbone"].get("groups", 1)
     assert config.backbone_style == model_cfg["backbone"]["style"]
+    assert config.backbone_dilations == list(model_cfg["backbone"].get("dilations", [1] * config.backbone_num_stages))
+    assert config.neck_type == ("fpn" if "neck" in model_cfg else "none")
+    assert config.roi_head_type == ("shared_res5" if "shared_head" in model_cfg["roi_head"] else "fc")
+    assert config.rcnn_nms_type == model_cfg["test_cfg"]["rcnn"]["nms"]["type"]
+    assert config.rpn_nms_pre == model_cfg["test_cfg"]["rpn"]["nms_pre"]
+    layout = "C4" if "shared_head" in model_cfg["roi_head"] else "FPN" if "neck" in model_cfg else "DC5"
+    assert config.layout_name == layout
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f" {layout} ({name}.pth)" in card  # the title names the layout
+    assert ("soft-NMS (linear, IoU 0.5" in card) == (config.rcnn_nms_type == "soft_nms")
     preprocessor = model_cfg["data_preprocessor"]
     assert result.processor.image_mean == preprocessor["mean"]
     assert result.processor.image_std == preprocessor["std"]
@@ -80,18 +89,64 @@ def test_every_fpn_zoo_configuration_converts_with_all_keys_used(name, tmp_path)
         assert tuple(weights[rename_key(key)].shape) == tuple(shape), key
 
     model = FasterRCNNForObjectDetection.from_pretrained(tmp_path / "out").eval()
+    # Small on purpose: a C4 model runs its res5 stage on every proposal.
     with torch.no_grad():
-        outputs = model(pixel_values=torch.randn(1, 3, 96, 128))
+        outputs = model(pixel_values=torch.randn(1, 3, 64, 64))
     assert outputs.pred_boxes.shape == (1, config.rcnn_max_per_img, 4)
 
 
-@pytest.mark.parametrize("name,field", sorted(NOT_YET_SUPPORTED.items()))
-def test_architectures_not_supported_yet_are_refused_clearly(name, field, tmp_path):
-    manifest = _manifest(name)
-    checkpoint = write_seeded_checkpoint(manifest, tmp_path / f"{name}.pth", seed=7)
+def _set(path: str, value):
+    def change(model_cfg: dict) -> None:
+        *parents, leaf = path.split(".")
+        section = model_cfg
+        for part in parents:
+            section = section[part]
+        section[leaf] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "name,change,message",
+    [
+        ("r50_fpn_1x_coco", _set("neck.type", "PAFPN"), r"`model.neck.type` = 'PAFPN' is not supported"),
+        (
+            "r50_fpn_1x_coco",
+            _set("roi_head.bbox_head.type", "DoubleConvFCBBoxHead"),
+            r"`model.roi_head.bbox_head.type` = 'DoubleConvFCBBoxHead' is not supported",
+        ),
+        ("r50_fpn_1x_coco", _set("roi_head.bbox_head.type", "BBoxHead"), r"without a `model.roi_head.shared_head`"),
+        ("r50_caffe_c4_1x_coco", _set("roi_head.shared_head.stage", 2), r"`model.roi_head.shared_head.stage` = 2"),
+        ("r50_caffe_c4_1x_coco", _set("backbone.num_stages", 4), r"needs the C4 layout"),
+        ("r50_caffe_dc5_1x_coco", _set("backbone.out_indices", [2, 3]), r"selects several stages"),
+        (
+            "r50_fpn_soft_nms_1x_coco",
+            _set("test_cfg.rpn.nms", {"type": "soft_nms", "iou_threshold": 0.7}),
+            r"`model.test_cfg.rpn.nms.type` = 'soft_nms'",
+        ),
+        (
+            "r50_fpn_soft_nms_1x_coco",
+            _set("test_cfg.rcnn.nms", {"type": "soft_nms", "iou_threshold": 0.5, "method": "cubic"}),
+            r"`model.test_cfg.rcnn.nms.method` = 'cubic'",
+        ),
+    ],
+    ids=[
+        "other-neck",
+        "other-box-head",
+        "avg-pool-box-head-without-shared-head",
+        "shared-head-not-res5",
+        "shared-head-after-four-stages",
+        "no-neck-several-maps",
+        "soft-nms-in-rpn",
+        "unknown-soft-nms-method",
+    ],
+)
+def test_unsupported_architectures_are_refused_naming_the_field(name, change, message, tmp_path):
+    manifest = copy.deepcopy(_manifest(name))
+    change(manifest["model_cfg"])
     config_file = write_manifest_config(manifest, tmp_path / f"{name}.py")
-    with pytest.raises(UnsupportedArchitectureError, match=field):
-        convert_checkpoint(checkpoint, tmp_path / "out", config_path=config_file)
+    with pytest.raises(UnsupportedArchitectureError, match=message):
+        convert_checkpoint(TINY_COCO, tmp_path / "out", config_path=config_file)
     assert not (tmp_path / "out").exists()
 
 

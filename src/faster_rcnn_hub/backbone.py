@@ -125,6 +125,60 @@ class Stem(nn.Module):
         return self.pool(self.relu(self.norm(self.conv(pixel_values))))
 
 
+def block_class_for(config: FasterRCNNConfig) -> type[BasicBlock] | type[Bottleneck]:
+    """The residual block of the configured depth (BasicBlock for ResNet-18/34, Bottleneck otherwise)."""
+    return BasicBlock if config.block_type == "basic" else Bottleneck
+
+
+def build_residual_stage(
+    config: FasterRCNNConfig,
+    stage_index: int,
+    num_blocks: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+) -> nn.Sequential:
+    """One residual stage as mmdetection's `ResLayer` builds it: the first block strides (with a projection
+    shortcut when the shape changes), and every block, the first included, gets the stage's dilation.
+
+    Args:
+        config: Depth, style, widths and BatchNorm epsilon.
+        stage_index: 0 for res2 ... 3 for res5; sets the width (`base_channels * 2**stage_index` planes).
+        num_blocks: Residual blocks in the stage.
+        stride: Stride of the first block.
+        dilation: Dilation of the 3x3 convolutions of every block.
+        groups: Groups of the 3x3 convolutions (ResNeXt); 1 for plain ResNet.
+    """
+    block_class = block_class_for(config)
+    eps = config.norm_eps
+    base_channels = config.backbone_base_channels
+    planes = base_channels * 2**stage_index
+    in_channels = base_channels if stage_index == 0 else base_channels * 2 ** (stage_index - 1) * block_class.expansion
+    out_channels = planes * block_class.expansion
+    blocks = []
+    for block_index in range(num_blocks):
+        first = block_index == 0
+        shortcut = None
+        if first and (stride != 1 or in_channels != out_channels):
+            shortcut = Shortcut(in_channels, out_channels, stride, eps)
+        blocks.append(
+            block_class(
+                in_channels,
+                planes,
+                stride=stride if first else 1,
+                dilation=dilation,
+                shortcut=shortcut,
+                eps=eps,
+                style=config.backbone_style,
+                groups=groups,
+                base_width=config.backbone_base_width,
+                base_channels=base_channels,
+            )
+        )
+        in_channels = out_channels
+    return nn.Sequential(*blocks)
+
+
 class ResNetBackbone(nn.Module):
     """ResNet/ResNeXt returning the outputs of the stages listed in `config.backbone_out_indices`.
 
@@ -134,39 +188,19 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, config: FasterRCNNConfig) -> None:
         super().__init__()
-        block_class = BasicBlock if config.block_type == "basic" else Bottleneck
-        eps = config.norm_eps
-        self.stem = Stem(config.backbone_base_channels, eps)
+        self.stem = Stem(config.backbone_base_channels, config.norm_eps)
         self.out_indices = list(config.backbone_out_indices)
-        self.stages = nn.ModuleList()
-        in_channels = config.backbone_base_channels
-        for stage_index, num_blocks in enumerate(config.stage_blocks):
-            planes = config.backbone_base_channels * 2**stage_index
-            stride = config.backbone_strides[stage_index]
-            dilation = config.backbone_dilations[stage_index]
-            out_channels = planes * block_class.expansion
-            blocks = []
-            for block_index in range(num_blocks):
-                first = block_index == 0
-                shortcut = None
-                if first and (stride != 1 or in_channels != out_channels):
-                    shortcut = Shortcut(in_channels, out_channels, stride, eps)
-                blocks.append(
-                    block_class(
-                        in_channels,
-                        planes,
-                        stride=stride if first else 1,
-                        dilation=dilation,
-                        shortcut=shortcut,
-                        eps=eps,
-                        style=config.backbone_style,
-                        groups=config.backbone_groups,
-                        base_width=config.backbone_base_width,
-                        base_channels=config.backbone_base_channels,
-                    )
-                )
-                in_channels = out_channels
-            self.stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(
+            build_residual_stage(
+                config,
+                stage_index,
+                num_blocks,
+                stride=config.backbone_strides[stage_index],
+                dilation=config.backbone_dilations[stage_index],
+                groups=config.backbone_groups,
+            )
+            for stage_index, num_blocks in enumerate(config.stage_blocks)
+        )
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         hidden_states = self.stem(pixel_values)

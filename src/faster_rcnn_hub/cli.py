@@ -128,7 +128,7 @@ def run_convert(args: argparse.Namespace) -> int:
     print(
         f"Converted {args.checkpoint} -> {result.output_dir} "
         f"(ResNet-{config.backbone_depth}{' x' + str(config.backbone_groups) if config.backbone_groups > 1 else ''}"
-        f" FPN, {config.num_classes} classes, test scale {result.processor.size['longest_edge']}x"
+        f" {config.layout_name}, {config.num_classes} classes, test scale {result.processor.size['longest_edge']}x"
         f"{result.processor.size['shortest_edge']})"
     )
     for note in result.notes:

@@ -1,4 +1,5 @@
-"""Configuration of an mmdetection-compatible Faster R-CNN (ResNet/ResNeXt backbone, FPN, RPN, RoI head)."""
+"""Configuration of an mmdetection-compatible Faster R-CNN (ResNet/ResNeXt backbone, FPN or a single feature map,
+RPN, RoI head)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,18 @@ RESNET_ARCHITECTURES: dict[int, tuple[str, tuple[int, ...]]] = {
 }
 BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
 BACKBONE_STYLES = ("pytorch", "caffe")
-NMS_TYPES = ("nms",)
+NECK_TYPES = ("fpn", "none")
+ROI_HEAD_TYPES = ("fc", "shared_res5")
+NMS_TYPES = ("nms", "soft_nms")
+SOFT_NMS_METHODS = ("linear", "gaussian", "naive")
+# The residual stage the C4 box head runs on every RoI (mmdetection's `ResLayer` with `stage=3`).
+SHARED_RES5_STAGE = 3
 
 
 class FasterRCNNConfig(PreTrainedConfig):
     r"""
     Configuration of [`FasterRCNNForObjectDetection`]: every architecture and test-time setting that an
-    mmdetection FPN Faster R-CNN config can carry, under names close to mmdetection's own.
+    mmdetection Faster R-CNN config can carry (FPN, C4 and DC5 models), under names close to mmdetection's own.
 
     Args:
         backbone_depth (`int`, *optional*, defaults to 50):
@@ -53,10 +59,14 @@ class FasterRCNNConfig(PreTrainedConfig):
             Keep every BatchNorm in inference mode, also while training.
         norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the BatchNorm layers.
+        neck_type (`str`, *optional*, defaults to `"fpn"`):
+            `"fpn"`: a Feature Pyramid Network turns the backbone outputs into `fpn_num_outs` levels.
+            `"none"`: the backbone's single output feeds the RPN and the RoI head directly (C4 and DC5 models).
         fpn_out_channels (`int`, *optional*, defaults to 256):
-            Channels of every FPN output.
+            Channels of every FPN output (ignored without FPN).
         fpn_num_outs (`int`, *optional*, defaults to 5):
-            Number of FPN levels; levels past the backbone's are max-pooled from the last one.
+            Number of FPN levels; levels past the backbone's are max-pooled from the last one (ignored without
+            FPN).
         rpn_feat_channels (`int`, *optional*, defaults to 256):
             Channels of the RPN's shared 3x3 convolution.
         anchor_scales (`list[float]`, *optional*, defaults to `[8]`):
@@ -86,11 +96,20 @@ class FasterRCNNConfig(PreTrainedConfig):
         roi_finest_scale (`float`, *optional*, defaults to 56):
             Scale that maps RoIs to FPN levels.
         roi_featmap_strides (`list[int]`, *optional*, defaults to `[4, 8, 16, 32]`):
-            Strides of the FPN levels RoIs are pooled from.
+            Strides of the feature levels RoIs are pooled from.
+        roi_head_type (`str`, *optional*, defaults to `"fc"`):
+            `"fc"`: the pooled RoI features go through `box_head_num_fcs` fully connected layers
+            (mmdetection's `Shared2FCBBoxHead`; FPN and DC5 models). `"shared_res5"`: they go through the
+            backbone's fifth residual stage and are average-pooled (mmdetection's `ResLayer` shared head with a
+            `BBoxHead(with_avg_pool=True)`; C4 models, whose backbone stops after four stages).
+        shared_res5_stride (`int`, *optional*, defaults to 2):
+            Stride of the first block of the shared res5 stage (`"shared_res5"` only).
+        shared_res5_dilation (`int`, *optional*, defaults to 1):
+            Dilation of every block of the shared res5 stage (`"shared_res5"` only).
         box_head_fc_channels (`int`, *optional*, defaults to 1024):
-            Width of the two shared fully connected layers of the box head.
+            Width of the two shared fully connected layers of the box head (`roi_head_type="fc"` only).
         box_head_num_fcs (`int`, *optional*, defaults to 2):
-            Number of shared fully connected layers.
+            Number of shared fully connected layers (`roi_head_type="fc"` only).
         reg_class_agnostic (`bool`, *optional*, defaults to `False`):
             One box regression for all classes instead of one per class.
         box_coder_means (`list[float]`, *optional*, defaults to `[0, 0, 0, 0]`):
@@ -100,9 +119,18 @@ class FasterRCNNConfig(PreTrainedConfig):
         rcnn_score_threshold (`float`, *optional*, defaults to 0.05):
             Class scores not above this are dropped before the final NMS.
         rcnn_nms_type (`str`, *optional*, defaults to `"nms"`):
-            Final NMS kind.
+            Final per-class suppression: `"nms"`, or `"soft_nms"` (mmcv's soft-NMS, which lowers the scores of
+            overlapping boxes instead of dropping them).
         rcnn_nms_iou_threshold (`float`, *optional*, defaults to 0.5):
-            IoU threshold of the final per-class NMS.
+            IoU threshold of the final per-class NMS (for soft-NMS: the IoU from which `linear` and `naive`
+            lower a score).
+        rcnn_soft_nms_method (`str`, *optional*, defaults to `"linear"`):
+            How soft-NMS lowers a score: `"linear"` (times `1 - IoU`), `"gaussian"` (times
+            `exp(-IoU**2 / sigma)`) or `"naive"` (times 0).
+        rcnn_soft_nms_sigma (`float`, *optional*, defaults to 0.5):
+            Width of the `"gaussian"` soft-NMS penalty.
+        rcnn_soft_nms_min_score (`float`, *optional*, defaults to 1e-3):
+            Soft-NMS drops a box once its lowered score falls below this.
         rcnn_max_per_img (`int`, *optional*, defaults to 100):
             Detections kept per image; outputs are padded to this count.
         source (`dict`, *optional*):
@@ -134,6 +162,7 @@ class FasterRCNNConfig(PreTrainedConfig):
     backbone_norm_eval: bool = True
     norm_eps: float = 1e-5
 
+    neck_type: str = "fpn"
     fpn_out_channels: int = 256
     fpn_num_outs: int = 5
 
@@ -153,6 +182,9 @@ class FasterRCNNConfig(PreTrainedConfig):
     roi_aligned: bool = True
     roi_finest_scale: float = 56.0
     roi_featmap_strides: list[int] | tuple[int, ...] = (4, 8, 16, 32)
+    roi_head_type: str = "fc"
+    shared_res5_stride: int = 2
+    shared_res5_dilation: int = 1
 
     box_head_fc_channels: int = 1024
     box_head_num_fcs: int = 2
@@ -163,6 +195,9 @@ class FasterRCNNConfig(PreTrainedConfig):
     rcnn_score_threshold: float = 0.05
     rcnn_nms_type: str = "nms"
     rcnn_nms_iou_threshold: float = 0.5
+    rcnn_soft_nms_method: str = "linear"
+    rcnn_soft_nms_sigma: float = 0.5
+    rcnn_soft_nms_min_score: float = 1e-3
     rcnn_max_per_img: int = 100
 
     source: dict | None = None
@@ -220,6 +255,42 @@ class FasterRCNNConfig(PreTrainedConfig):
         return [self.backbone_base_channels * 2**index * expansion for index in self.backbone_out_indices]
 
     @property
+    def backbone_out_strides(self) -> list[int]:
+        """Stride of each backbone output selected by `backbone_out_indices` (the stem's is 4)."""
+        strides, stride = [], 4
+        for stage_stride in self.backbone_strides:
+            stride *= stage_stride
+            strides.append(stride)
+        return [strides[index] for index in self.backbone_out_indices]
+
+    @property
+    def layout_name(self) -> str:
+        """mmdetection's name for the detector layout: `"FPN"`, `"C4"` (shared res5 RoI head) or `"DC5"`
+        (dilated res5, no FPN); another single-map layout is named by its stride."""
+        if self.neck_type == "fpn":
+            return "FPN"
+        if self.roi_head_type == "shared_res5":
+            return "C4"
+        if self.backbone_out_indices == [self.backbone_num_stages - 1] and self.backbone_dilations[-1] > 1:
+            return f"DC{self.backbone_num_stages + 1}"
+        return f"single map, stride {self.backbone_out_strides[0]}"
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the feature maps the RPN and the RoI head read: the FPN's, or the backbone output's."""
+        return self.fpn_out_channels if self.neck_type == "fpn" else self.backbone_out_channels[0]
+
+    @property
+    def num_feature_levels(self) -> int:
+        """Number of feature maps the RPN runs on: the FPN levels, or the backbone's single output."""
+        return self.fpn_num_outs if self.neck_type == "fpn" else len(self.backbone_out_indices)
+
+    @property
+    def shared_res5_out_size(self) -> int:
+        """Side of the shared res5 stage's output for a `roi_output_size` RoI (its first block strides it)."""
+        return (self.roi_output_size - 1) // self.shared_res5_stride + 1
+
+    @property
     def num_anchors_per_location(self) -> int:
         return len(self.anchor_scales) * len(self.anchor_ratios)
 
@@ -228,7 +299,10 @@ class FasterRCNNConfig(PreTrainedConfig):
         """Check every architecture and test-time field; raise `InvalidConfigError` naming the bad field."""
         _check_choice(self, "backbone_depth", tuple(RESNET_ARCHITECTURES))
         _check_choice(self, "backbone_style", BACKBONE_STYLES)
+        _check_choice(self, "neck_type", NECK_TYPES)
+        _check_choice(self, "roi_head_type", ROI_HEAD_TYPES)
         _check_choice(self, "rcnn_nms_type", NMS_TYPES)
+        _check_choice(self, "rcnn_soft_nms_method", SOFT_NMS_METHODS)
         for name in (
             "backbone_groups",
             "backbone_base_width",
@@ -240,6 +314,8 @@ class FasterRCNNConfig(PreTrainedConfig):
             "rpn_max_per_img",
             "roi_output_size",
             "box_head_fc_channels",
+            "shared_res5_stride",
+            "shared_res5_dilation",
             "rcnn_max_per_img",
         ):
             _check_int(self, name, minimum=1)
@@ -257,6 +333,8 @@ class FasterRCNNConfig(PreTrainedConfig):
         for name in ("rpn_nms_iou_threshold", "rcnn_nms_iou_threshold"):
             _check_number(self, name, minimum=0.0, maximum=1.0)
         _check_number(self, "rcnn_score_threshold", minimum=0.0, maximum=1.0)
+        _check_number(self, "rcnn_soft_nms_sigma", minimum=0.0, inclusive=False)
+        _check_number(self, "rcnn_soft_nms_min_score", minimum=0.0, maximum=1.0)
 
         stages = self.backbone_num_stages
         _check_int_list(self, "backbone_strides", length=stages, minimum=1)
@@ -271,31 +349,56 @@ class FasterRCNNConfig(PreTrainedConfig):
                 f"backbone_groups={self.backbone_groups} (ResNeXt) needs a Bottleneck depth (50, 101, 152), "
                 f"not backbone_depth={self.backbone_depth}."
             )
-        if self.fpn_num_outs < len(self.backbone_out_indices):
+        if self.neck_type == "fpn" and self.fpn_num_outs < len(self.backbone_out_indices):
             raise InvalidConfigError(
                 f"fpn_num_outs={self.fpn_num_outs} is smaller than the {len(self.backbone_out_indices)} backbone "
                 "outputs it is built on."
             )
+        if self.neck_type == "none" and len(self.backbone_out_indices) != 1:
+            raise InvalidConfigError(
+                f"neck_type='none' feeds one backbone output to the heads, but backbone_out_indices="
+                f"{self.backbone_out_indices} selects {len(self.backbone_out_indices)}; select one stage or use "
+                "neck_type='fpn'."
+            )
         _check_number_list(self, "anchor_scales", minimum=0.0)
         _check_number_list(self, "anchor_ratios", minimum=0.0)
-        _check_int_list(self, "anchor_strides", length=self.fpn_num_outs, minimum=1)
-        _check_int_list(self, "roi_featmap_strides", minimum=1)
-        if len(self.roi_featmap_strides) > self.fpn_num_outs:
+        levels = self.num_feature_levels
+        _check_int_list(self, "anchor_strides", length=levels, minimum=1)
+        if self.neck_type == "none" and list(self.anchor_strides) != self.backbone_out_strides:
             raise InvalidConfigError(
-                f"roi_featmap_strides has {len(self.roi_featmap_strides)} levels but the FPN only has "
-                f"fpn_num_outs={self.fpn_num_outs}."
+                f"anchor_strides {self.anchor_strides} must be the stride of the backbone output "
+                f"{self.backbone_out_strides} (backbone_strides={self.backbone_strides})."
+            )
+        _check_int_list(self, "roi_featmap_strides", minimum=1)
+        if len(self.roi_featmap_strides) > levels:
+            raise InvalidConfigError(
+                f"roi_featmap_strides has {len(self.roi_featmap_strides)} levels but there are only {levels} "
+                "feature levels."
             )
         if list(self.roi_featmap_strides) != list(self.anchor_strides[: len(self.roi_featmap_strides)]):
             raise InvalidConfigError(
-                f"roi_featmap_strides {self.roi_featmap_strides} must be the first FPN strides "
+                f"roi_featmap_strides {self.roi_featmap_strides} must be the first feature strides "
                 f"{self.anchor_strides[: len(self.roi_featmap_strides)]}."
             )
+        if self.roi_head_type == "shared_res5":
+            self._validate_shared_res5()
         for name in ("rpn_box_coder_means", "box_coder_means"):
             _check_number_list(self, name, length=4)
         for name in ("rpn_box_coder_stds", "box_coder_stds"):
             _check_number_list(self, name, length=4, minimum=0.0)
         if self.source is not None and not isinstance(self.source, dict):
             raise InvalidConfigError(f"source must be a mapping or null, got {type(self.source).__name__}.")
+
+    def _validate_shared_res5(self) -> None:
+        # The C4 layout: the backbone stops after res4 and the RoI head owns res5.
+        if self.backbone_num_stages != SHARED_RES5_STAGE or self.backbone_out_indices != [SHARED_RES5_STAGE - 1]:
+            raise InvalidConfigError(
+                "roi_head_type='shared_res5' runs the fifth residual stage in the RoI head, so the backbone must "
+                f"stop after four stages: backbone_num_stages={SHARED_RES5_STAGE} with backbone_out_indices="
+                f"[{SHARED_RES5_STAGE - 1}], got {self.backbone_num_stages} and {self.backbone_out_indices}."
+            )
+        if self.neck_type != "none":
+            raise InvalidConfigError("roi_head_type='shared_res5' reads the C4 feature map: use neck_type='none'.")
 
 
 def _describe(value: Any) -> str:

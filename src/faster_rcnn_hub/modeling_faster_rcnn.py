@@ -1,4 +1,4 @@
-"""Faster R-CNN (ResNet/ResNeXt + FPN + RPN + RoI head) as a transformers `PreTrainedModel`."""
+"""Faster R-CNN (ResNet/ResNeXt + FPN or a single C4/DC5 map + RPN + RoI head) as a transformers `PreTrainedModel`."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ class FasterRCNNPreTrainedModel(PreTrainedModel):
 
 
 class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
-    """Faster R-CNN with a ResNet/ResNeXt backbone and FPN, computing what mmdetection computes.
+    """Faster R-CNN with a ResNet/ResNeXt backbone and FPN (or C4, DC5), computing what mmdetection computes.
 
     Example:
 
@@ -127,7 +127,11 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
     def __init__(self, config: FasterRCNNConfig) -> None:
         super().__init__(config)
         self.backbone = ResNetBackbone(config)
-        self.fpn = FeaturePyramidNetwork(config.backbone_out_channels, config.fpn_out_channels, config.fpn_num_outs)
+        if config.neck_type == "fpn":
+            self.fpn = FeaturePyramidNetwork(config.backbone_out_channels, config.fpn_out_channels, config.fpn_num_outs)
+        else:
+            # Single-map models (C4, DC5): the backbone's one output goes straight to the RPN and the RoI head.
+            self.fpn = nn.Identity()
         self.rpn = RegionProposalNetwork(config)
         self.roi_heads = RoIHeads(config)
         self.post_init()

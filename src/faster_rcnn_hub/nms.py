@@ -7,6 +7,8 @@ ourselves first, exactly as mmcv does, makes torchvision's kernel return mmcv's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torchvision.ops import nms as torchvision_nms
@@ -52,6 +54,25 @@ def batched_nms(
     Returns:
         `(keep, kept_scores)`: indices into the inputs, ordered by decreasing score, and their scores.
     """
+
+    def suppress(group_boxes: torch.Tensor, group_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = nms(group_boxes, group_scores, iou_threshold)
+        return keep, group_scores[keep]
+
+    return batched_suppression(boxes, scores, group_ids, suppress, split_threshold)
+
+
+def batched_suppression(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    suppress: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    split_threshold: int = DEFAULT_SPLIT_THRESHOLD,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mmcv's `batched_nms` around any suppression `suppress(boxes, scores) -> (keep, kept_scores)` (NMS, or
+    soft-NMS, which also lowers scores): group offsets, then one call below `split_threshold` boxes, else one
+    call per group with the results merged by decreasing (returned) score.
+    """
     if boxes.numel() == 0:
         empty = torch.empty(0, dtype=torch.long, device=boxes.device)
         return empty, scores[empty]
@@ -59,14 +80,15 @@ def batched_nms(
     offsets = group_ids.to(boxes) * (max_coordinate + torch.tensor(1).to(boxes))
     boxes_for_nms = boxes + offsets[:, None]
     if boxes_for_nms.shape[0] < split_threshold:
-        keep = nms(boxes_for_nms, scores, iou_threshold)
-        return keep, scores[keep]
+        return suppress(boxes_for_nms, scores)
 
     kept_mask = torch.zeros_like(scores, dtype=torch.bool)
+    scores_after = torch.zeros_like(scores)
     for group in torch.unique(group_ids):
         members = (group_ids == group).nonzero(as_tuple=False).view(-1)
-        kept_members = members[nms(boxes_for_nms[members], scores[members], iou_threshold)]
-        kept_mask[kept_members] = True
+        kept, kept_scores = suppress(boxes_for_nms[members], scores[members])
+        kept_mask[members[kept]] = True
+        scores_after[members[kept]] = kept_scores
     keep = kept_mask.nonzero(as_tuple=False).view(-1)
-    kept_scores, order = scores[keep].sort(descending=True)
+    kept_scores, order = scores_after[keep].sort(descending=True)
     return keep[order], kept_scores

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,8 @@ from torchvision.ops import roi_align
 from .box_coder import DeltaXYWHBoxCoder
 from .configuration_faster_rcnn import FasterRCNNConfig
 from .nms import batched_nms
+from .shared_res5_head import SharedRes5Head
+from .soft_nms import batched_soft_nms
 
 
 @dataclass
@@ -93,6 +96,7 @@ class BoxHead(nn.Module):
         for index in range(num_fcs):
             layers.append(nn.Linear(in_features if index == 0 else fc_channels, fc_channels))
         self.fcs = nn.ModuleList(layers)
+        self.out_features = fc_channels
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         hidden = pooled.flatten(1)
@@ -129,15 +133,30 @@ class RoIHeads(nn.Module):
             config.roi_aligned,
             config.roi_finest_scale,
         )
-        in_features = config.fpn_out_channels * config.roi_output_size**2
-        self.box_head = BoxHead(in_features, config.box_head_fc_channels, config.box_head_num_fcs)
-        self.box_predictor = BoxPredictor(config.box_head_fc_channels, config.num_classes, config.reg_class_agnostic)
+        if config.roi_head_type == "shared_res5":
+            self.box_head = SharedRes5Head(config)
+        else:
+            in_features = config.feature_channels * config.roi_output_size**2
+            self.box_head = BoxHead(in_features, config.box_head_fc_channels, config.box_head_num_fcs)
+        self.box_predictor = BoxPredictor(self.box_head.out_features, config.num_classes, config.reg_class_agnostic)
         self.box_coder = DeltaXYWHBoxCoder(config.box_coder_means, config.box_coder_stds)
         self.num_classes = config.num_classes
         self.class_agnostic = config.reg_class_agnostic
         self.score_threshold = config.rcnn_score_threshold
         self.nms_iou_threshold = config.rcnn_nms_iou_threshold
         self.max_per_img = config.rcnn_max_per_img
+        # (boxes, scores, labels) -> (keep, kept_scores): per-class NMS, or soft-NMS, which also lowers scores.
+        if config.rcnn_nms_type == "soft_nms":
+            self.class_nms = partial(
+                batched_soft_nms,
+                iou_threshold=config.rcnn_nms_iou_threshold,
+                sigma=config.rcnn_soft_nms_sigma,
+                min_score=config.rcnn_soft_nms_min_score,
+                method=config.rcnn_soft_nms_method,
+                max_num=config.rcnn_max_per_img,
+            )
+        else:
+            self.class_nms = partial(batched_nms, iou_threshold=config.rcnn_nms_iou_threshold)
 
     def forward(
         self,
@@ -210,7 +229,7 @@ class RoIHeads(nn.Module):
         boxes, scores, labels = boxes[candidates], scores[candidates], labels[candidates]
         if boxes.numel() == 0:
             return Detections(boxes=boxes, scores=scores, labels=labels)
-        keep, kept_scores = batched_nms(boxes, scores, labels, self.nms_iou_threshold)
+        keep, kept_scores = self.class_nms(boxes, scores, labels)
         keep = keep[: self.max_per_img]
         return Detections(boxes=boxes[keep], scores=kept_scores[: self.max_per_img], labels=labels[keep])
 

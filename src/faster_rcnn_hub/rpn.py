@@ -52,7 +52,7 @@ class RegionProposalNetwork(nn.Module):
         super().__init__()
         self.anchor_generator = AnchorGenerator(config.anchor_strides, config.anchor_scales, config.anchor_ratios)
         self.head = RPNHead(
-            config.fpn_out_channels, config.rpn_feat_channels, self.anchor_generator.num_anchors_per_location
+            config.feature_channels, config.rpn_feat_channels, self.anchor_generator.num_anchors_per_location
         )
         self.box_coder = DeltaXYWHBoxCoder(config.rpn_box_coder_means, config.rpn_box_coder_stds)
         self.nms_pre = config.rpn_nms_pre

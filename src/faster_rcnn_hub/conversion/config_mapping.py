@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..configuration_faster_rcnn import RESNET_ARCHITECTURES
+from ..configuration_faster_rcnn import BLOCK_EXPANSION, RESNET_ARCHITECTURES, SHARED_RES5_STAGE, SOFT_NMS_METHODS
 from ..errors import MMDetConfigError, UnsupportedArchitectureError
 
 SUPPORTED_BACKBONES = ("ResNet", "ResNeXt")
+SUPPORTED_NECKS = ("FPN",)
 SUPPORTED_BOX_HEADS = ("Shared2FCBBoxHead", "ConvFCBBoxHead")
+# The box head that follows a shared res5 head (C4): average pooling, then the class and box predictors.
+SHARED_HEAD_BOX_HEADS = ("BBoxHead",)
 
 
 @dataclass
@@ -20,7 +23,7 @@ class ConversionSettings:
     model: dict[str, Any]
     processor: dict[str, Any]
     num_classes: int
-    fpn_in_channels: list[int]
+    fpn_in_channels: list[int] | None  # None without an FPN
     dataset_type: str | None = None
     config_classes: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)
@@ -85,6 +88,7 @@ def settings_from_mmdet_config(config: dict[str, Any]) -> ConversionSettings:
     model.update(roi_settings)
     model.update(_test_settings(config))
     fpn_in_channels = model.pop("_fpn_in_channels")
+    model.pop("_feature_channels")
     processor = _processor_settings(config, notes)
     dataset_type, config_classes = _dataset_info(config)
     return ConversionSettings(
@@ -112,11 +116,6 @@ def _backbone_settings(backbone: dict[str, Any]) -> dict[str, Any]:
     norm = backbone.get("norm_cfg") or {"type": "BN"}
     _expect(norm.get("type"), "model.backbone.norm_cfg.type", ("BN", "SyncBN"), " (only BatchNorm backbones)")
     num_stages = backbone.get("num_stages", 4)
-    if num_stages != 4:
-        raise UnsupportedArchitectureError(
-            f"`model.backbone.num_stages` = {num_stages}: a {num_stages}-stage backbone (C4, with a shared RoI "
-            "head) is not supported yet; only 4-stage backbones with an FPN convert."
-        )
     base_channels = backbone.get("base_channels", 64)
     stem_channels = backbone.get("stem_channels") or base_channels
     if stem_channels != base_channels:
@@ -129,32 +128,38 @@ def _backbone_settings(backbone: dict[str, Any]) -> dict[str, Any]:
         "backbone_style": backbone.get("style", "pytorch"),
         "backbone_base_channels": base_channels,
         "backbone_num_stages": num_stages,
-        "backbone_strides": _ints(backbone.get("strides", (1, 2, 2, 2)), "model.backbone.strides"),
-        "backbone_dilations": _ints(backbone.get("dilations", (1, 1, 1, 1)), "model.backbone.dilations"),
+        "backbone_strides": _ints(backbone.get("strides", (1, 2, 2, 2)[:num_stages]), "model.backbone.strides"),
+        "backbone_dilations": _ints(backbone.get("dilations", (1, 1, 1, 1)[:num_stages]), "model.backbone.dilations"),
         "backbone_out_indices": _ints(backbone.get("out_indices", (0, 1, 2, 3)), "model.backbone.out_indices"),
         "backbone_frozen_stages": backbone.get("frozen_stages", -1),
         "backbone_norm_eval": bool(backbone.get("norm_eval", True)),
         "norm_eps": float(norm.get("eps", 1e-5)),
     }
     _expect(settings["backbone_style"], "model.backbone.style", ("pytorch", "caffe"))
-    if settings["backbone_dilations"] != [1, 1, 1, 1]:
-        raise UnsupportedArchitectureError(
-            f"`model.backbone.dilations` = {settings['backbone_dilations']}: dilated backbones (DC5) are not "
-            "supported yet."
-        )
     if kind == "ResNeXt":
         settings["backbone_groups"] = backbone.get("groups", 1)
         settings["backbone_base_width"] = backbone.get("base_width", 4)
     return settings
 
 
+def _stage_channels(model: dict[str, Any], stage_index: int) -> int:
+    """Output channels of residual stage `stage_index` (0: res2 ... 3: res5), as mmdetection's ResNet has them."""
+    expansion = BLOCK_EXPANSION[RESNET_ARCHITECTURES[model["backbone_depth"]][0]]
+    return model["backbone_base_channels"] * 2**stage_index * expansion
+
+
 def _neck_settings(neck: Any, model: dict[str, Any]) -> dict[str, Any]:
     if neck is None:
-        raise UnsupportedArchitectureError(
-            "The config has no `model.neck`: single-level Faster R-CNN (C4, DC5) is not supported yet; only FPN "
-            "models convert."
-        )
-    _expect(_strip_scope(neck.get("type")), "model.neck.type", ("FPN",))
+        # C4 and DC5: the heads read the backbone's single output map directly.
+        out_channels = [_stage_channels(model, index) for index in model["backbone_out_indices"]]
+        if len(out_channels) != 1:
+            raise UnsupportedArchitectureError(
+                f"The config has no `model.neck` but `model.backbone.out_indices` = {model['backbone_out_indices']} "
+                "selects several stages; without a neck the heads read exactly one feature map (as C4 and DC5 "
+                "models do)."
+            )
+        return {"neck_type": "none", "_fpn_in_channels": None, "_feature_channels": out_channels[0]}
+    _expect(_strip_scope(neck.get("type")), "model.neck.type", SUPPORTED_NECKS, " (or no neck: C4, DC5)")
     for key, default in (
         ("start_level", 0),
         ("end_level", -1),
@@ -179,16 +184,24 @@ def _neck_settings(neck: Any, model: dict[str, Any]) -> dict[str, Any]:
             f"`model.neck.in_channels` has {len(in_channels)} entries but the backbone returns "
             f"{len(model['backbone_out_indices'])} stages."
         )
-    return {"fpn_out_channels": neck.get("out_channels", 256), "fpn_num_outs": num_outs, "_fpn_in_channels": in_channels}
+    out_channels = neck.get("out_channels", 256)
+    return {
+        "neck_type": "fpn",
+        "fpn_out_channels": out_channels,
+        "fpn_num_outs": num_outs,
+        "_fpn_in_channels": in_channels,
+        "_feature_channels": out_channels,
+    }
 
 
 def _rpn_settings(rpn: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
     _expect(_strip_scope(rpn.get("type")), "model.rpn_head.type", ("RPNHead",))
     if rpn.get("num_convs", 1) != 1:
         raise UnsupportedArchitectureError(f"`model.rpn_head.num_convs` = {rpn['num_convs']} is not supported (1).")
-    if rpn.get("in_channels", model["fpn_out_channels"]) != model["fpn_out_channels"]:
+    if rpn.get("in_channels", model["_feature_channels"]) != model["_feature_channels"]:
         raise MMDetConfigError(
-            f"`model.rpn_head.in_channels` = {rpn['in_channels']} differs from the FPN's {model['fpn_out_channels']}."
+            f"`model.rpn_head.in_channels` = {rpn['in_channels']} differs from the {model['_feature_channels']} "
+            "channels of the feature maps it reads."
         )
     anchors = rpn.get("anchor_generator") or {}
     _expect(_strip_scope(anchors.get("type", "AnchorGenerator")), "model.rpn_head.anchor_generator.type", ("AnchorGenerator",))
@@ -213,7 +226,7 @@ def _rpn_settings(rpn: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         strides = [stride[0] for stride in strides]
     coder = _box_coder(rpn.get("bbox_coder") or {}, "model.rpn_head.bbox_coder", (0.0,) * 4, (1.0,) * 4)
     return {
-        "rpn_feat_channels": rpn.get("feat_channels", model["fpn_out_channels"]),
+        "rpn_feat_channels": rpn.get("feat_channels", model["_feature_channels"]),
         "anchor_scales": scales,
         "anchor_ratios": _numbers(anchors.get("ratios", (0.5, 1.0, 2.0)), "model.rpn_head.anchor_generator.ratios"),
         "anchor_strides": _ints(strides, "model.rpn_head.anchor_generator.strides"),
@@ -234,10 +247,6 @@ def _box_coder(coder: dict[str, Any], path: str, means: Sequence[float], stds: S
 
 def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str, Any], int]:
     _expect(_strip_scope(roi.get("type")), "model.roi_head.type", ("StandardRoIHead",))
-    if roi.get("shared_head") is not None:
-        raise UnsupportedArchitectureError(
-            "`model.roi_head.shared_head` (the C4 shared res5 RoI head) is not supported yet."
-        )
     extractor = roi.get("bbox_roi_extractor") or {}
     _expect(_strip_scope(extractor.get("type")), "model.roi_head.bbox_roi_extractor.type", ("SingleRoIExtractor",))
     layer = extractor.get("roi_layer") or {}
@@ -250,7 +259,44 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str,
             raise UnsupportedArchitectureError(f"Non-square RoIAlign output_size {output_size} is not supported.")
         output_size = output_size[0]
     head = roi.get("bbox_head") or {}
+    if roi.get("shared_head") is not None:
+        settings = _shared_res5_settings(roi["shared_head"], head, model, output_size)
+    else:
+        settings = _fc_box_head_settings(head, model, output_size)
+    if not head.get("with_cls", True) or not head.get("with_reg", True):
+        raise UnsupportedArchitectureError("Box heads without a classification or regression branch are not supported.")
+    loss_cls = head.get("loss_cls") or {}
+    if loss_cls.get("use_sigmoid", False):
+        raise UnsupportedArchitectureError("A sigmoid-classified box head is not supported (Faster R-CNN uses softmax).")
+    num_classes = head.get("num_classes")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise MMDetConfigError(f"`model.roi_head.bbox_head.num_classes` must be a positive integer, got {num_classes!r}.")
+    coder = _box_coder(head.get("bbox_coder") or {}, "model.roi_head.bbox_head.bbox_coder", (0.0,) * 4, (0.1, 0.1, 0.2, 0.2))
+    settings.update(
+        {
+            "roi_output_size": output_size,
+            "roi_sampling_ratio": layer.get("sampling_ratio", 0),
+            "roi_aligned": bool(layer.get("aligned", True)),
+            "roi_finest_scale": float(extractor.get("finest_scale", 56)),
+            "roi_featmap_strides": _ints(
+                extractor.get("featmap_strides"), "model.roi_head.bbox_roi_extractor.featmap_strides"
+            ),
+            "reg_class_agnostic": bool(head.get("reg_class_agnostic", False)),
+            "box_coder_means": coder[0],
+            "box_coder_stds": coder[1],
+        }
+    )
+    return settings, num_classes
+
+
+def _fc_box_head_settings(head: dict[str, Any], model: dict[str, Any], output_size: int) -> dict[str, Any]:
+    """FPN and DC5 models: fully connected layers on the flattened RoIAlign output."""
     kind = _strip_scope(head.get("type"))
+    if kind in SHARED_HEAD_BOX_HEADS:
+        raise UnsupportedArchitectureError(
+            f"`model.roi_head.bbox_head.type` = {kind!r} without a `model.roi_head.shared_head` is not supported: "
+            f"it is supported after a C4 shared res5 head; on its own, use one of {list(SUPPORTED_BOX_HEADS)}."
+        )
     _expect(kind, "model.roi_head.bbox_head.type", SUPPORTED_BOX_HEADS)
     num_fcs = 2
     if kind == "ConvFCBBoxHead":
@@ -258,32 +304,61 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str,
             if head.get(key, 0):
                 raise UnsupportedArchitectureError(f"`model.roi_head.bbox_head.{key}` = {head[key]} is not supported.")
         num_fcs = head.get("num_shared_fcs", 0)
-    if head.get("with_avg_pool", False) or not head.get("with_cls", True) or not head.get("with_reg", True):
-        raise UnsupportedArchitectureError("Box heads with average pooling or without cls/reg branches are not supported.")
-    loss_cls = head.get("loss_cls") or {}
-    if loss_cls.get("use_sigmoid", False):
-        raise UnsupportedArchitectureError("A sigmoid-classified box head is not supported (Faster R-CNN uses softmax).")
+    if head.get("with_avg_pool", False):
+        raise UnsupportedArchitectureError("Fully connected box heads with average pooling are not supported.")
     if head.get("roi_feat_size", output_size) != output_size:
         raise MMDetConfigError("`model.roi_head.bbox_head.roi_feat_size` differs from the RoIAlign output_size.")
-    if head.get("in_channels", model["fpn_out_channels"]) != model["fpn_out_channels"]:
-        raise MMDetConfigError("`model.roi_head.bbox_head.in_channels` differs from the FPN's out_channels.")
-    num_classes = head.get("num_classes")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise MMDetConfigError(f"`model.roi_head.bbox_head.num_classes` must be a positive integer, got {num_classes!r}.")
-    coder = _box_coder(head.get("bbox_coder") or {}, "model.roi_head.bbox_head.bbox_coder", (0.0,) * 4, (0.1, 0.1, 0.2, 0.2))
-    settings = {
-        "roi_output_size": output_size,
-        "roi_sampling_ratio": layer.get("sampling_ratio", 0),
-        "roi_aligned": bool(layer.get("aligned", True)),
-        "roi_finest_scale": float(extractor.get("finest_scale", 56)),
-        "roi_featmap_strides": _ints(extractor.get("featmap_strides"), "model.roi_head.bbox_roi_extractor.featmap_strides"),
-        "box_head_fc_channels": head.get("fc_out_channels", 1024),
-        "box_head_num_fcs": num_fcs,
-        "reg_class_agnostic": bool(head.get("reg_class_agnostic", False)),
-        "box_coder_means": coder[0],
-        "box_coder_stds": coder[1],
-    }
-    return settings, num_classes
+    if head.get("in_channels", model["_feature_channels"]) != model["_feature_channels"]:
+        raise MMDetConfigError(
+            f"`model.roi_head.bbox_head.in_channels` = {head['in_channels']} differs from the "
+            f"{model['_feature_channels']} channels of the feature maps RoIs are pooled from."
+        )
+    return {"roi_head_type": "fc", "box_head_fc_channels": head.get("fc_out_channels", 1024), "box_head_num_fcs": num_fcs}
+
+
+def _shared_res5_settings(
+    shared: dict[str, Any], head: dict[str, Any], model: dict[str, Any], output_size: int
+) -> dict[str, Any]:
+    """C4 models: the res5 stage on every RoI (`ResLayer` shared head), average pooling, then the predictors."""
+    path = "model.roi_head.shared_head"
+    _expect(_strip_scope(shared.get("type")), f"{path}.type", ("ResLayer",))
+    _expect(shared.get("stage", SHARED_RES5_STAGE), f"{path}.stage", (SHARED_RES5_STAGE,), " (only the res5 stage)")
+    _expect(shared.get("depth"), f"{path}.depth", (model["backbone_depth"],), " (it must be the backbone's depth)")
+    _expect(
+        shared.get("style", "pytorch"), f"{path}.style", (model["backbone_style"],), " (it must be the backbone's style)"
+    )
+    norm = shared.get("norm_cfg") or {"type": "BN"}
+    _expect(norm.get("type"), f"{path}.norm_cfg.type", ("BN", "SyncBN"), " (only BatchNorm)")
+    if float(norm.get("eps", 1e-5)) != model["norm_eps"]:
+        raise UnsupportedArchitectureError(f"`{path}.norm_cfg.eps` differs from the backbone's; not supported.")
+    if shared.get("dcn") is not None:
+        raise UnsupportedArchitectureError(f"`{path}.dcn` (deformable convolutions) is not supported.")
+    if model["neck_type"] != "none" or model["backbone_num_stages"] != SHARED_RES5_STAGE:
+        raise UnsupportedArchitectureError(
+            f"A `{path}` (res5 on every RoI) needs the C4 layout: a backbone with num_stages="
+            f"{SHARED_RES5_STAGE} and no neck; got num_stages={model['backbone_num_stages']} and "
+            f"{'an FPN' if model['neck_type'] == 'fpn' else 'no neck'}."
+        )
+    kind = _strip_scope(head.get("type"))
+    _expect(kind, "model.roi_head.bbox_head.type", SHARED_HEAD_BOX_HEADS, " after a shared res5 head")
+    if not head.get("with_avg_pool", False):
+        raise UnsupportedArchitectureError(
+            "`model.roi_head.bbox_head.with_avg_pool` must be True after a shared res5 head (C4)."
+        )
+    stride, dilation = shared.get("stride", 2), shared.get("dilation", 1)
+    pooled_size = (output_size - 1) // stride + 1
+    if head.get("roi_feat_size", 7) != pooled_size:
+        raise MMDetConfigError(
+            f"`model.roi_head.bbox_head.roi_feat_size` = {head.get('roi_feat_size', 7)} is not the {pooled_size}x"
+            f"{pooled_size} size res5 (stride {stride}) makes of the {output_size}x{output_size} RoIAlign output."
+        )
+    res5_channels = _stage_channels(model, SHARED_RES5_STAGE)
+    if head.get("in_channels", 256) != res5_channels:
+        raise MMDetConfigError(
+            f"`model.roi_head.bbox_head.in_channels` = {head.get('in_channels', 256)} differs from the "
+            f"{res5_channels} channels of the shared res5 head."
+        )
+    return {"roi_head_type": "shared_res5", "shared_res5_stride": stride, "shared_res5_dilation": dilation}
 
 
 def _test_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -297,17 +372,32 @@ def _test_settings(config: dict[str, Any]) -> dict[str, Any]:
     if rpn.get("nms_across_levels", False):
         raise UnsupportedArchitectureError("`model.test_cfg.rpn.nms_across_levels=True` is not supported.")
     rcnn_nms = rcnn.get("nms") or {}
-    _expect(rcnn_nms.get("type", "nms"), "model.test_cfg.rcnn.nms.type", ("nms",), " yet (soft-NMS comes later)")
     return {
+        **_rcnn_nms_settings(rcnn_nms),
         "rpn_nms_pre": rpn.get("nms_pre", 1000),
         "rpn_nms_iou_threshold": float(rpn_nms.get("iou_threshold", rpn_nms.get("iou_thr", 0.7))),
         "rpn_max_per_img": rpn.get("max_per_img", rpn.get("max_num", 1000)),
         "rpn_min_bbox_size": float(rpn.get("min_bbox_size", 0)),
         "rcnn_score_threshold": float(rcnn.get("score_thr", 0.05)),
-        "rcnn_nms_type": "nms",
-        "rcnn_nms_iou_threshold": float(rcnn_nms.get("iou_threshold", rcnn_nms.get("iou_thr", 0.5))),
         "rcnn_max_per_img": rcnn.get("max_per_img", 100),
     }
+
+
+def _rcnn_nms_settings(rcnn_nms: dict[str, Any]) -> dict[str, Any]:
+    """The box head's per-class suppression: NMS, or soft-NMS with mmcv's defaults (linear, sigma 0.5, min 1e-3)."""
+    kind = rcnn_nms.get("type", "nms")
+    _expect(kind, "model.test_cfg.rcnn.nms.type", ("nms", "soft_nms"))
+    settings: dict[str, Any] = {
+        "rcnn_nms_type": kind,
+        "rcnn_nms_iou_threshold": float(rcnn_nms.get("iou_threshold", rcnn_nms.get("iou_thr", 0.5))),
+    }
+    if kind == "soft_nms":
+        method = rcnn_nms.get("method", "linear")
+        _expect(method, "model.test_cfg.rcnn.nms.method", SOFT_NMS_METHODS)
+        settings["rcnn_soft_nms_method"] = method
+        settings["rcnn_soft_nms_sigma"] = float(rcnn_nms.get("sigma", 0.5))
+        settings["rcnn_soft_nms_min_score"] = float(rcnn_nms.get("min_score", 1e-3))
+    return settings
 
 
 def _test_pipeline(config: dict[str, Any]) -> list[dict[str, Any]] | None:

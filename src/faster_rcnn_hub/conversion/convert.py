@@ -94,7 +94,7 @@ def convert_checkpoint(
             "model_zoo_name": zoo_entry.name if zoo_entry else None,
         },
     )
-    if config.backbone_out_channels != settings.fpn_in_channels:
+    if settings.fpn_in_channels is not None and config.backbone_out_channels != settings.fpn_in_channels:
         raise MMDetConfigError(
             f"model.neck.in_channels {settings.fpn_in_channels} do not match the backbone's output channels "
             f"{config.backbone_out_channels}."

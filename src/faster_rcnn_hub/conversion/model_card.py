@@ -60,6 +60,34 @@ def card_metadata(config: FasterRCNNConfig, zoo_entry: ZooEntry | None = None) -
     )
 
 
+def _dilation_note(config: FasterRCNNConfig) -> str:
+    if all(dilation == 1 for dilation in config.backbone_dilations):
+        return ""
+    return f", dilations {config.backbone_dilations}"
+
+
+def _neck_description(config: FasterRCNNConfig) -> str:
+    if config.neck_type == "fpn":
+        return f"FPN, {config.fpn_out_channels} channels, {config.fpn_num_outs} levels"
+    return f"none: the heads read the backbone's stride-{config.backbone_out_strides[0]} map ({config.feature_channels} channels)"
+
+
+def _roi_head_description(config: FasterRCNNConfig) -> str:
+    pooled = f"RoIAlign {config.roi_output_size}x{config.roi_output_size}"
+    if config.roi_head_type == "shared_res5":
+        return f"{pooled}, shared res5 stage (stride {config.shared_res5_stride}), average pooling"
+    return f"{pooled}, {config.box_head_num_fcs} FC x {config.box_head_fc_channels}"
+
+
+def _nms_description(config: FasterRCNNConfig) -> str:
+    if config.rcnn_nms_type == "soft_nms":
+        return (
+            f"soft-NMS ({config.rcnn_soft_nms_method}, IoU {config.rcnn_nms_iou_threshold}, sigma "
+            f"{config.rcnn_soft_nms_sigma}, min score {config.rcnn_soft_nms_min_score})"
+        )
+    return f"NMS {config.rcnn_nms_iou_threshold}"
+
+
 def render_model_card(
     config: FasterRCNNConfig,
     processor: FasterRCNNImageProcessor,
@@ -80,12 +108,12 @@ def render_model_card(
     names = [config.id2label[index] for index in range(config.num_classes)]
     preview = ", ".join(names[:12]) + (f", ... ({len(names) - 12} more)" if len(names) > 12 else "")
     architecture = [
-        ("backbone", f"{_backbone_name(config)}, {config.backbone_style} style"),
-        ("neck", f"FPN, {config.fpn_out_channels} channels, {config.fpn_num_outs} levels"),
+        ("backbone", f"{_backbone_name(config)}, {config.backbone_style} style{_dilation_note(config)}"),
+        ("neck", _neck_description(config)),
         ("anchors", f"scales {config.anchor_scales}, ratios {config.anchor_ratios}, strides {config.anchor_strides}"),
         ("RPN (test)", f"top {config.rpn_nms_pre} per level, NMS {config.rpn_nms_iou_threshold}, keep {config.rpn_max_per_img}"),
-        ("RoI head", f"RoIAlign {config.roi_output_size}x{config.roi_output_size}, {config.box_head_num_fcs} FC x {config.box_head_fc_channels}"),
-        ("detections (test)", f"score > {config.rcnn_score_threshold}, NMS {config.rcnn_nms_iou_threshold}, at most {config.rcnn_max_per_img}"),
+        ("RoI head", _roi_head_description(config)),
+        ("detections (test)", f"score > {config.rcnn_score_threshold}, {_nms_description(config)}, at most {config.rcnn_max_per_img}"),
         ("input", f"resize to fit {processor.size['longest_edge']}x{processor.size['shortest_edge']}, "
                   f"{processor.channel_order.upper()}, mean {processor.image_mean}, std {processor.image_std}, "
                   f"padded to a multiple of {processor.pad_size_divisor}"),
@@ -117,8 +145,9 @@ def render_model_card(
     title_name = zoo_entry.name if zoo_entry else (source.get("checkpoint") or "converted")
     return _template().substitute(
         metadata=card_metadata(config, zoo_entry).to_yaml(),
-        title=f"Faster R-CNN {_backbone_name(config)} FPN ({title_name})",
+        title=f"Faster R-CNN {_backbone_name(config)} {config.layout_name} ({title_name})",
         backbone_name=_backbone_name(config),
+        layout=config.layout_name,
         num_classes=config.num_classes,
         class_preview=preview,
         box_ap_sentence=box_ap_sentence,

@@ -30,6 +30,20 @@ KEY_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"rpn_head\.rpn_conv\.(\w+)"), r"rpn.head.conv.\1"),
     (re.compile(r"rpn_head\.rpn_cls\.(\w+)"), r"rpn.head.objectness.\1"),
     (re.compile(r"rpn_head\.rpn_reg\.(\w+)"), r"rpn.head.box_deltas.\1"),
+    # C4: the res5 stage mmdetection runs on every RoI (`ResLayer` shared head, stage 3 -> `layer4`), our
+    # `SharedRes5Head.res5`.
+    (
+        re.compile(r"roi_head\.shared_head\.layer4\.(\d+)\.downsample\.0\.(weight)"),
+        r"roi_heads.box_head.res5.\1.shortcut.conv.\2",
+    ),
+    (
+        re.compile(r"roi_head\.shared_head\.layer4\.(\d+)\.downsample\.1\.(\w+)"),
+        r"roi_heads.box_head.res5.\1.shortcut.norm.\2",
+    ),
+    (
+        re.compile(r"roi_head\.shared_head\.layer4\.(\d+)\.((?:conv|bn)\d)\.(\w+)"),
+        r"roi_heads.box_head.res5.\1.\2.\3",
+    ),
     (re.compile(r"roi_head\.bbox_head\.shared_fcs\.(\d+)\.(\w+)"), r"roi_heads.box_head.fcs.\1.\2"),
     (re.compile(r"roi_head\.bbox_head\.fc_cls\.(\w+)"), r"roi_heads.box_predictor.cls_score.\1"),
     (re.compile(r"roi_head\.bbox_head\.fc_reg\.(\w+)"), r"roi_heads.box_predictor.bbox_pred.\1"),
