@@ -1,4 +1,4 @@
-"""The `faster-rcnn-hub` command line: convert mmdetection checkpoints and detect objects."""
+"""The `faster-rcnn-hub` command line: convert mmdetection checkpoints, detect objects, train and evaluate."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import FasterRCNNHubError
+from .training_cli import HANDLERS as TRAINING_HANDLERS
+from .training_cli import add_commands as add_training_commands
 
 
 def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--no-draw", action="store_true", help="do not write annotated images")
     detect.add_argument("--overwrite", action="store_true", help="replace annotated images that already exist")
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    add_training_commands(commands)
     return parser
 
 
@@ -107,7 +110,7 @@ def run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "detect": run_detect}
+COMMANDS = {"convert": run_convert, "detect": run_detect, **TRAINING_HANDLERS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,3 +28,7 @@ class MMDetConfigError(FasterRCNNHubError):
 
 class UnsupportedArchitectureError(MMDetConfigError):
     """The mmdetection config describes a model this package cannot run (yet)."""
+
+
+class InvalidAnnotationError(FasterRCNNHubError):
+    """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""

@@ -10,12 +10,14 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .backbone import ResNetBackbone
+from .backbone import BasicBlock, Bottleneck, ResNetBackbone
 from .configuration_faster_rcnn import FasterRCNNConfig
 from .errors import InvalidImageError
 from .fpn import FeaturePyramidNetwork
 from .roi_heads import Detections, RoIHeads
 from .rpn import Proposals, RegionProposalNetwork
+from .training.detection_loss import detection_losses, parse_labels
+from .training.freezing import freeze_backbone_stages
 
 
 @dataclass
@@ -25,7 +27,9 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     `config.rcnn_max_per_img`, and the RPN proposals they came from.
 
     loss (`torch.Tensor`, *optional*):
-        Total training loss (not returned at inference).
+        Total training loss, returned when `labels` are given: the sum of `loss_dict`.
+    loss_dict (`dict[str, torch.Tensor]`, *optional*):
+        The loss terms under mmdetection's names: `loss_rpn_cls`, `loss_rpn_bbox`, `loss_cls`, `loss_bbox`.
     pred_boxes (`torch.FloatTensor` of shape `(batch_size, max_detections, 4)`):
         Detected boxes as x1, y1, x2, y2 in pixels of the original (un-resized) image. Rows past
         `num_detections` are zeros.
@@ -48,6 +52,7 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     """
 
     loss: torch.Tensor | None = None
+    loss_dict: dict[str, torch.Tensor] | None = None
     pred_boxes: torch.Tensor | None = None
     scores: torch.Tensor | None = None
     labels: torch.Tensor | None = None
@@ -85,19 +90,30 @@ class FasterRCNNPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             init.zeros_(module.bias)
-        if isinstance(module, FeaturePyramidNetwork):
-            for conv in [*module.lateral_convs, *module.output_convs]:
-                init.xavier_uniform_(conv.weight)
-                init.zeros_(conv.bias)
-        elif isinstance(module, RegionProposalNetwork):
-            for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
-                init.normal_(conv.weight, mean=0.0, std=0.01)
-                init.zeros_(conv.bias)
-        elif isinstance(module, RoIHeads):
-            init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
-            init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
-            init.zeros_(module.box_predictor.cls_score.bias)
-            init.zeros_(module.box_predictor.bbox_pred.bias)
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        super().initialize_weights()
+        # transformers only initialises modules that own parameters directly, so the layers that mmdetection
+        # initialises by role (FPN, RPN head, box predictor) are set here. Weights loaded from a checkpoint carry
+        # transformers' "initialised" flag, which `init.*` respects, so they are left alone.
+        for module in self.modules():
+            if isinstance(module, (BasicBlock, Bottleneck)):
+                # mmdetection's `zero_init_residual`: each residual block starts as the identity.
+                init.zeros_((module.bn2 if isinstance(module, BasicBlock) else module.bn3).weight)
+            elif isinstance(module, FeaturePyramidNetwork):
+                for conv in [*module.lateral_convs, *module.output_convs]:
+                    init.xavier_uniform_(conv.weight)
+                    init.zeros_(conv.bias)
+            elif isinstance(module, RegionProposalNetwork):
+                for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
+                    init.normal_(conv.weight, mean=0.0, std=0.01)
+                    init.zeros_(conv.bias)
+            elif isinstance(module, RoIHeads):
+                init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
+                init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
+                init.zeros_(module.box_predictor.cls_score.bias)
+                init.zeros_(module.box_predictor.bbox_pred.bias)
 
 
 class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
@@ -126,9 +142,13 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         self.rpn = RegionProposalNetwork(config)
         self.roi_heads = RoIHeads(config)
         self.post_init()
+        freeze_backbone_stages(self.backbone, config.backbone_frozen_stages)
 
     def train(self, mode: bool = True) -> FasterRCNNForObjectDetection:
         super().train(mode)
+        if mode:
+            # mmdetection's `frozen_stages`: the stem and the first stages neither learn nor update statistics.
+            freeze_backbone_stages(self.backbone, self.config.backbone_frozen_stages)
         if mode and self.config.backbone_norm_eval:
             # mmdetection's `norm_eval`: BatchNorm statistics stay frozen while the rest trains.
             for module in self.modules():
@@ -141,6 +161,7 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         pixel_values: torch.Tensor,
         image_sizes: torch.Tensor | None = None,
         original_sizes: torch.Tensor | None = None,
+        labels: list[dict[str, torch.Tensor]] | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FasterRCNNObjectDetectionOutput | tuple:
@@ -153,20 +174,37 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
                 `(height, width)` of each image before resizing; detections are returned in these pixels.
                 Defaults to `image_sizes`.
+            labels (`list[dict]`, *optional*):
+                Ground truth for training, one dict per image: `class_labels` (`LongTensor` of shape `(n,)`, indices
+                into `config.id2label`) and `boxes` (`FloatTensor` of shape `(n, 4)`, x1, y1, x2, y2 in pixels of the
+                resized input, as [`FasterRCNNImageProcessor`] returns them for `annotations`). The output then holds
+                `loss` and `loss_dict`, mmdetection's Faster R-CNN training losses. In training mode nothing else is
+                computed; in eval mode the detections are returned as well.
         """
         if kwargs:
             raise TypeError(
                 f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
-                "it takes pixel_values, image_sizes and original_sizes."
+                "it takes pixel_values, image_sizes, original_sizes and labels."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
 
         pyramid = self.fpn(self.backbone(pixel_values))
+        losses = None
+        if labels is not None:
+            ground_truth = parse_labels(labels, pixel_values.size(0), self.config.num_classes, pixel_values.device)
+            losses = detection_losses(self, pyramid, image_sizes, ground_truth)
+            if self.training:
+                output = FasterRCNNObjectDetectionOutput(
+                    loss=losses.loss, loss_dict=losses.loss_dict, image_sizes=image_sizes, original_sizes=original_sizes
+                )
+                return output if return_dict else output.to_tuple()
         proposals = self.rpn(pyramid, image_sizes)
         detections = self.roi_heads(pyramid, [proposal.boxes for proposal in proposals], image_sizes, original_sizes)
 
         output = FasterRCNNObjectDetectionOutput(
+            loss=losses.loss if losses is not None else None,
+            loss_dict=losses.loss_dict if losses is not None else None,
             **_pad_detections(detections, self.config.rcnn_max_per_img, pixel_values),
             **_pad_proposals(proposals, self.config.rpn_max_per_img, pixel_values),
             image_sizes=image_sizes,
