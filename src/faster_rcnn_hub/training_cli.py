@@ -123,6 +123,11 @@ def add_commands(commands: Any) -> None:
     default.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _class_names(config: Any) -> list[str]:
+    """The model's class names in label order."""
+    return [config.id2label[label] for label in range(config.num_classes)]
+
+
 def _setup_runtime(args: argparse.Namespace) -> Any:
     import torch
 
@@ -160,7 +165,9 @@ def run_train(args: argparse.Namespace) -> int:
         if checkpoint is None:
             raise FasterRCNNHubError(f"--resume: no checkpoint in {output_dir} to resume from.")
         saved = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-        data = saved["data"]
+        data = saved.get("data")
+        if not data:
+            raise FasterRCNNHubError(f"{checkpoint} does not record its training data; it was not written by train.")
         options = TrainingOptions(**saved["options"])
         options.progress_bar = not args.no_progress
         print(f"Resuming {output_dir} from {checkpoint.name} (step {saved['global_step']}); training options are "
@@ -197,10 +204,11 @@ def run_train(args: argparse.Namespace) -> int:
         model, processor, notes = _starting_point(args, data)
         for note in notes:
             print(note)
-    train_set = CocoDetectionDataset(data["annotations"], data["images"], model.config.id2label.values(), True)
+    class_names = _class_names(model.config)
+    train_set = CocoDetectionDataset(data["annotations"], data["images"], class_names, skip_empty=True)
     val_set = None
     if data.get("val_annotations"):
-        val_set = CocoDetectionDataset(data["val_annotations"], data["val_images"], model.config.id2label.values())
+        val_set = CocoDetectionDataset(data["val_annotations"], data["val_images"], class_names)
     trainer = DetectionTrainer(
         model.to(device), processor, train_set, options, val_set, extra_state={"data": data, "notes": notes}
     )
@@ -257,9 +265,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise FasterRCNNHubError(f"{model_dir} is not a model folder (no config.json).")
     model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
     processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
-    dataset = CocoDetectionDataset(args.annotations, args.images, model.config.id2label.values())
-    unmatched = [name for name in model.config.id2label.values() if name not in dataset.class_names
-                 or dataset.class_names.index(name) not in dataset.label_to_category_id]  # fmt: skip
+    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(model.config))
+    unmatched = [name for label, name in enumerate(dataset.class_names) if label not in dataset.label_to_category_id]
     print(f"Evaluating {model_dir} on {len(dataset)} images of {args.annotations}")
     if unmatched:
         print(f"note: model classes without a category in the data set (their detections are dropped): "

@@ -101,8 +101,9 @@ DEVIATIONS = [
     "256-px image holds at most 7 objects, and the box head, RoIAlign and NMS dominate the CPU time otherwise.",
     "AdamW (lr 0.002, weight decay 0.05, none on BatchNorm weights and biases), batch 8, 2400 steps (about 5 "
     "epochs), 50 warm-up steps, cosine decay and gradient clipping at norm 10: a from-scratch network learns far "
-    "faster this way than with mmdetection's SGD 1x schedule (lr 0.02, step decay, 500 warm-up steps, no clipping), "
-    "which reached AP 0.04 after 300 steps where AdamW reached 0.74 after 1200 in our trials.",
+    "faster this way than with mmdetection's SGD 1x schedule (lr 0.02, step decay, 500 warm-up steps, no clipping): "
+    "in our trials with this model and batch 8, SGD at lr 0.02 had a second-stage classification loss of 0.54 after "
+    "300 steps (AP 0.04), AdamW 0.43, and AdamW reached AP 0.74 after 1200 steps.",
 ]
 
 
