@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import torch
-
 from faster_rcnn_hub import FasterRCNNForObjectDetection
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.default_model import default_model_dir, example_image_path
@@ -36,10 +33,11 @@ def test_default_model_finds_the_shapes_of_the_example_image():
     # The example image is image 0 of the held-out set: its objects are known.
     truth = generate_image(HELD_OUT_SEED, 0, SyntheticSpec(image_size=(IMAGE_SIZE, IMAGE_SIZE)))
     detections = Detector(default_model_dir(), device="cpu")(example_image_path(), threshold=0.5)
-    assert len(detections) == len(truth.boxes)
     for box, label in zip(truth.boxes, truth.classes):
         best = max(detections, key=lambda detection: _iou(detection.box, box))
         assert best.label == SHAPE_CLASSES[label] and _iou(best.box, box) > 0.7
+    # Every confident detection is one of the shapes.
+    assert all(max(_iou(detection.box, box) for box in truth.boxes) > 0.5 for detection in detections)
 
 
 def test_detect_and_evaluate_use_the_default_model_without_model(tmp_path, capsys):

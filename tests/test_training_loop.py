@@ -200,8 +200,9 @@ def test_train_and_evaluate_commands(shapes, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "random weights" in printed and "[eval step 4]" in printed
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "training_log.json"):
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "training_log.json", "README.md"):
         assert (output / name).is_file(), name
+    assert "Training log" in (output / "README.md").read_text()
     assert [path.name for path in list_checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
 
     assert main(["train", *common, "--config", str(config_path)]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -156,6 +157,7 @@ def _format_record(record: dict[str, Any]) -> str:
 def run_train(args: argparse.Namespace) -> int:
     from .training.checkpoint import latest_checkpoint
     from .training.data import CocoDetectionDataset
+    from .training.model_card import render_model_card
     from .training.trainer import DetectionTrainer, TrainingOptions, export_model, write_log
 
     device = _setup_runtime(args)
@@ -214,7 +216,22 @@ def run_train(args: argparse.Namespace) -> int:
     )
     trainer.on_log = lambda record: _printer(options.progress_bar)(_format_record(record))
     state = trainer.train(resume=args.resume)
-    export_model(output_dir, trainer.model, processor)
+    card = render_model_card(
+        title=f"Faster R-CNN trained with faster-rcnn-hub ({options.schedule} schedule)",
+        config=trainer.model.config,
+        processor_size=processor.size,
+        summary="Trained with `faster-rcnn-hub train`.",
+        data=f"Training set: `{data['annotations']}` ({len(train_set)} images with objects)"
+        + (f"; validation set: `{data['val_annotations']}` ({len(val_set)} images)." if val_set else "."),
+        recipe={key: value for key, value in dataclasses.asdict(options).items() if key != "progress_bar"},
+        log=state.log,
+        evaluations=state.evaluations,
+        final_metrics=state.evaluations[-1] if state.evaluations else None,
+        timing=f"{state.global_step} steps, {state.wall_seconds / 60:.1f} min wall, {state.cpu_seconds / 60:.1f} min "
+        "process CPU time.",
+        notes=notes,
+    )
+    export_model(output_dir, trainer.model, processor, model_card=card)
     write_log(output_dir, state, {"notes": notes})
     print(f"Trained {state.global_step} steps in {state.wall_seconds:.0f} s (CPU {state.cpu_seconds:.0f} s); model "
           f"written to {output_dir}")  # fmt: skip
