@@ -162,7 +162,7 @@ def train_default_model(
     timing = (
         f"This run: {wall_seconds / 60:.1f} min wall, {cpu_seconds / 60:.1f} min process CPU time in total "
         f"(drawing the data {data_seconds:.0f} s; training {state.wall_seconds / 60:.1f} min wall, "
-        f"{state.cpu_seconds / 60:.1f} min CPU), {threads} PyTorch threads on {_platform()}. On a shared machine wall "
+        f"{state.cpu_seconds / 60:.1f} min CPU); PyTorch threads: {threads}; {_platform()}. On a shared machine wall "
         "time grows with the other load; CPU time much less."
     )
     card = render_model_card(
@@ -183,13 +183,14 @@ def train_default_model(
             "rotations and stretches, overlapping (each at least 60% visible), on noise, stripe, check or gradient "
             "backgrounds with line, arc, speck and scribble clutter. Boxes are the tight boxes of the visible pixels."
         ),
-        recipe={key: value for key, value in options.__dict__.items() if key not in ("output_dir", "progress_bar")}
+        recipe={key: value for key, value in options.__dict__.items()
+                if key not in ("output_dir", "progress_bar", "epochs")}  # fmt: skip
         | {"train_cfg": trainer.model.config.train_cfg, "model seed": MODEL_SEED},
         log=state.log,
         evaluations=state.evaluations,
         final_metrics=metrics,
         timing=timing,
-        notes=["Differences from mmdetection's Faster R-CNN recipe:", *DEVIATIONS],
+        notes=DEVIATIONS,
         size_mb=size_mb,
     )
     (staging / "README.md").write_text(card, encoding="utf-8")

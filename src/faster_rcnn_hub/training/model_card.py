@@ -84,7 +84,7 @@ def render_model_card(
                     "cpu_s")  # fmt: skip
     parts += [_table(log, loss_columns), ""]
     if notes:
-        parts += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+        parts += ["## Departures from mmdetection's recipe", ""] + [f"- {note}" for note in notes] + [""]
     parts += [
         "## Use",
         "",
