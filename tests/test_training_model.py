@@ -24,6 +24,7 @@ def _batch():
 
 
 def test_labels_give_the_four_losses_and_their_sum():
+    torch.manual_seed(0)
     model = FasterRCNNForObjectDetection(tiny_config()).train()
     pixel_values, image_sizes, labels = _batch()
     torch.manual_seed(1)
@@ -31,9 +32,10 @@ def test_labels_give_the_four_losses_and_their_sum():
     assert set(outputs.loss_dict) == LOSS_NAMES
     assert torch.allclose(outputs.loss, sum(outputs.loss_dict.values()))
     assert all(bool(torch.isfinite(value)) for value in outputs.loss_dict.values())
-    # Freshly initialised heads: objectness near 0 (BCE ~ log 2) and uniform class scores (CE ~ log 6).
-    assert outputs.loss_dict["loss_rpn_cls"].item() == pytest.approx(0.693, abs=0.02)
-    assert outputs.loss_dict["loss_cls"].item() == pytest.approx(1.792, abs=0.05)
+    # Freshly initialised heads (std 0.01): objectness near 0 (BCE ~ log 2) and near-uniform class scores
+    # (CE ~ log 6); left at the generic Kaiming/Xavier initialisation they start near 11 and 7 instead.
+    assert outputs.loss_dict["loss_rpn_cls"].item() == pytest.approx(0.693, abs=0.05)
+    assert outputs.loss_dict["loss_cls"].item() == pytest.approx(1.792, abs=0.2)
     assert outputs.pred_boxes is None  # training mode computes the losses only
     outputs.loss.backward()
     assert all(parameter.grad is not None for parameter in model.parameters())
