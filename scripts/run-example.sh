@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: set up .venv, convert the tiny mmdetection fixture checkpoint into a
-# Hugging Face model folder, then detect objects in an example image, print them and draw them.
+# The main job, from a fresh clone: set up .venv, then detect objects in an example image with the model bundled in
+# the package (a small Faster R-CNN trained here on synthetic shapes), print them and draw them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup-venv.sh"
 cd "$ROOT"
 OUT="${1:-outputs}"
-faster-rcnn-hub convert tests/fixtures/mmdet/tiny_r50_fpn_coco/tiny_r50_fpn_coco.pth "$OUT/tiny_r50_fpn_coco" --overwrite
-faster-rcnn-hub detect tests/fixtures/images/astronaut.png --model "$OUT/tiny_r50_fpn_coco" \
-    --threshold 0.6 --output-dir "$OUT" --json "$OUT/astronaut_detections.json" --overwrite
+faster-rcnn-hub detect src/faster_rcnn_hub/assets/shapes_example.png \
+    --threshold 0.5 --output-dir "$OUT" --json "$OUT/shapes_example_detections.json" --overwrite

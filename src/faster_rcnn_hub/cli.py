@@ -1,4 +1,5 @@
-"""The `faster-rcnn-hub` command line: convert mmdetection checkpoints, detect objects, serve the demo."""
+"""The `faster-rcnn-hub` command line: convert mmdetection checkpoints, detect objects, train and evaluate,
+serve the demo."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import FasterRCNNHubError
+from .training_cli import HANDLERS as TRAINING_HANDLERS
+from .training_cli import add_commands as add_training_commands
 
 if TYPE_CHECKING:
     from .zoo import ZooEntry
@@ -103,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--queue-size", type=int, default=64, help="requests that may wait; more are turned away (default 64)"
     )
+    add_training_commands(commands)
     return parser
 
 
@@ -234,7 +238,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "zoo": run_zoo, "detect": run_detect, "demo": run_demo}
+COMMANDS = {"convert": run_convert, "zoo": run_zoo, "detect": run_detect, "demo": run_demo, **TRAINING_HANDLERS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

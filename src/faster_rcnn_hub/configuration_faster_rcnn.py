@@ -135,6 +135,10 @@ class FasterRCNNConfig(PreTrainedConfig):
             Detections kept per image; outputs are padded to this count.
         source (`dict`, *optional*):
             Where the weights came from (checkpoint file, config name, SHA-256), recorded by the converter.
+        train_cfg (`dict`, *optional*):
+            Training-time settings (mmdetection's `train_cfg`: anchor and proposal assignment, sampling,
+            train-time proposal counts); missing keys take mmdetection's defaults. See
+            `faster_rcnn_hub.training.settings.TrainingSettings`.
         num_classes (`int`, *optional*):
             Number of object classes, background excluded. Alternative to `id2label`.
 
@@ -201,6 +205,7 @@ class FasterRCNNConfig(PreTrainedConfig):
     rcnn_max_per_img: int = 100
 
     source: dict | None = None
+    train_cfg: dict | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         num_classes = kwargs.pop("num_classes", None)
@@ -388,6 +393,9 @@ class FasterRCNNConfig(PreTrainedConfig):
             _check_number_list(self, name, length=4, minimum=0.0)
         if self.source is not None and not isinstance(self.source, dict):
             raise InvalidConfigError(f"source must be a mapping or null, got {type(self.source).__name__}.")
+        from .training.settings import TrainingSettings
+
+        TrainingSettings.from_mapping(self.train_cfg)
 
     def _validate_shared_res5(self) -> None:
         # The C4 layout: the backbone stops after res4 and the RoI head owns res5.

@@ -7,6 +7,8 @@ from pathlib import Path
 from .errors import FasterRCNNHubError
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+# Image 0 of the default model's held-out set (`faster-rcnn-hub synth` drawing, seed 1000003): never trained on.
+EXAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "shapes_example.png"
 
 
 def default_model_dir() -> Path:
@@ -17,3 +19,8 @@ def default_model_dir() -> Path:
             "(faster-rcnn-hub convert CHECKPOINT OUTPUT_DIR makes one)."
         )
     return DEFAULT_MODEL_DIR
+
+
+def example_image_path() -> Path:
+    """A synthetic image of the kind the default model knows (for the example script and the demo)."""
+    return EXAMPLE_IMAGE

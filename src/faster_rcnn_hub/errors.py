@@ -32,3 +32,7 @@ class UnsupportedArchitectureError(MMDetConfigError):
 
 class MissingDependencyError(FasterRCNNHubError):
     """A feature needs an optional dependency (an extra such as `[demo]`) that is not installed."""
+
+
+class InvalidAnnotationError(FasterRCNNHubError):
+    """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-from .errors import InvalidConfigError, InvalidImageError
+from .annotations import parse_image_annotations, training_target
+from .errors import InvalidAnnotationError, InvalidConfigError, InvalidImageError
 from .image_io import to_rgb_array
 
 RESIZE_BACKENDS = ("opencv", "torch")
@@ -82,6 +83,9 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             Pad each batch to a multiple of `pad_size_divisor`.
         pad_size_divisor (`int`, *optional*, defaults to 32):
             Padded height and width are multiples of this.
+        random_flip_probability (`float`, *optional*, defaults to 0.0):
+            Training augmentation (mmdetection's `RandomFlip`): each image passed *with annotations* is flipped
+            left to right with this probability, its boxes with it. Calls without annotations never flip.
     """
 
     model_input_names = ["pixel_values", "image_sizes", "original_sizes", "padded_sizes"]
@@ -97,6 +101,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         channel_order: str = "rgb",
         do_pad: bool = True,
         pad_size_divisor: int = 32,
+        random_flip_probability: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -109,6 +114,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         self.channel_order = channel_order
         self.do_pad = do_pad
         self.pad_size_divisor = pad_size_divisor
+        self.random_flip_probability = random_flip_probability
         self.validate()
 
     def validate(self) -> None:
@@ -137,6 +143,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             self.pad_size_divisor < 1
         ):
             raise InvalidConfigError(f"pad_size_divisor must be a positive integer, got {self.pad_size_divisor!r}.")
+        _check_probability(self.random_flip_probability)
         for name in ("do_resize", "do_normalize", "do_pad"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
@@ -183,24 +190,40 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
     def preprocess(
         self,
         images: Any,
+        annotations: Any = None,
         return_tensors: str | None = "pt",
         channels_first: bool | None = None,
         device: torch.device | str | None = None,
+        category_id_to_label: Mapping[int, int] | None = None,
+        random_flip_probability: float | None = None,
+        generator: torch.Generator | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Resize, normalize and pad one image or a list of images into a batch.
+        """Resize, normalize and pad one image or a list of images into a batch, with training labels if given.
 
         Args:
             images: A PIL image, NumPy array or tensor, or a list of them (sizes may differ). Arrays and
                 tensors are RGB, `(H, W)`, `(H, W, C)` or, for tensors, `(C, H, W)`.
+            annotations: COCO-format annotations, one per image (or one dict for one image), as for
+                transformers' DETR processor: `{"image_id": ..., "annotations": [{"bbox": [x, y, w, h],
+                "category_id": ...}, ...]}` with boxes in pixels of the original image. Crowd, ignored and
+                degenerate objects are dropped, as mmdetection drops them.
             return_tensors: `"pt"` (the default; `None` means the same).
             channels_first: Layout of 3-D arrays and tensors; inferred when `None`.
             device: Where to put the returned tensors.
+            category_id_to_label: Maps each COCO `category_id` to a class index of the model; objects of other
+                categories are dropped. `None` takes the `category_id` as the class index.
+            random_flip_probability: Overrides the processor's flip probability for this call.
+            generator: Random generator of the flips (PyTorch's global one when `None`), for repeatable runs.
 
         Returns:
             `BatchFeature` with `pixel_values` `(B, 3, H, W)` float32 (zero outside each image, see
             `canvas_size`), `image_sizes` `(B, 2)` (resized height and width), `original_sizes` `(B, 2)` (height
-            and width before resizing) and `padded_sizes` `(B, 2)` (each image's own padded size).
+            and width before resizing) and `padded_sizes` `(B, 2)` (each image's own padded size). With
+            `annotations`, also `labels`: per image a dict with `class_labels` `(n,)`, `boxes` `(n, 4)` (x1, y1,
+            x2, y2 in pixels of the resized, possibly flipped image: the model's `labels` argument), `size`,
+            `orig_size`, `flipped` and `image_id`; such training batches are padded to their largest image only,
+            as mmdetection pads them, not to the fixed canvas.
         """
         if kwargs:
             raise TypeError(f"Unexpected arguments to FasterRCNNImageProcessor: {sorted(kwargs)}.")
@@ -209,18 +232,51 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         image_list = self._as_list(images)
         arrays = [to_rgb_array(image, channels_first) for image in image_list]
         original_sizes = [array.shape[:2] for array in arrays]
+        parsed = self._parse_annotations(annotations, original_sizes)
         resized = [self.resize(array) for array in arrays]
         image_sizes = [array.shape[:2] for array in resized]
+        labels = None
+        if parsed is not None:
+            probability = self.random_flip_probability if random_flip_probability is None else random_flip_probability
+            _check_probability(probability)
+            flips = [
+                probability > 0 and bool(torch.rand((), generator=generator) < probability) for _ in resized
+            ]
+            resized = [np.ascontiguousarray(array[:, ::-1]) if flip else array for array, flip in zip(resized, flips)]
+            labels = [
+                training_target(entry, original, size, flip, category_id_to_label, device)
+                for entry, original, size, flip in zip(parsed, original_sizes, image_sizes, flips)
+            ]
         padded_sizes = [self.padded_size(height, width) for height, width in image_sizes]
-        pixel_values = self.normalize_and_pad(resized, device=device, size=self.canvas_size(padded_sizes))
-        return BatchFeature(
-            data={
-                "pixel_values": pixel_values,
-                "image_sizes": torch.tensor(image_sizes, dtype=torch.long, device=pixel_values.device),
-                "original_sizes": torch.tensor(original_sizes, dtype=torch.long, device=pixel_values.device),
-                "padded_sizes": torch.tensor(padded_sizes, dtype=torch.long, device=pixel_values.device),
-            }
-        )
+        # Inference inputs share one fixed canvas so that images prepared one at a time stack (the pipeline);
+        # a training batch is prepared whole and only needs its largest image's padding.
+        canvas = self.canvas_size(padded_sizes) if labels is None else tuple(map(max, zip(*padded_sizes)))
+        pixel_values = self.normalize_and_pad(resized, device=device, size=canvas)
+        data = {
+            "pixel_values": pixel_values,
+            "image_sizes": torch.tensor(image_sizes, dtype=torch.long, device=pixel_values.device),
+            "original_sizes": torch.tensor(original_sizes, dtype=torch.long, device=pixel_values.device),
+            "padded_sizes": torch.tensor(padded_sizes, dtype=torch.long, device=pixel_values.device),
+        }
+        if labels is not None:
+            data["labels"] = labels
+        return BatchFeature(data=data)
+
+    @staticmethod
+    def _parse_annotations(annotations: Any, original_sizes: Sequence[tuple[int, int]]) -> list | None:
+        if annotations is None:
+            return None
+        if isinstance(annotations, Mapping):
+            annotations = [annotations]
+        if not isinstance(annotations, Sequence) or len(annotations) != len(original_sizes):
+            count = len(annotations) if isinstance(annotations, Sequence) else type(annotations).__name__
+            raise InvalidAnnotationError(
+                f"annotations must hold one entry per image: {len(original_sizes)} images, got {count}."
+            )
+        return [
+            parse_image_annotations(entry, size, index)
+            for index, (entry, size) in enumerate(zip(annotations, original_sizes))
+        ]
 
     @staticmethod
     def _as_list(images: Any) -> list:
@@ -317,6 +373,11 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             keep = image_scores > threshold
             results.append({"scores": image_scores[keep], "labels": image_labels[keep], "boxes": image_boxes[keep]})
         return results
+
+
+def _check_probability(value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise InvalidConfigError(f"random_flip_probability must be a number in [0, 1], got {value!r}.")
 
 
 __all__ = ["FasterRCNNImageProcessor"]

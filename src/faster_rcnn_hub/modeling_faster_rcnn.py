@@ -10,14 +10,16 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .backbone import ResNetBackbone
+from .backbone import BasicBlock, Bottleneck, ResNetBackbone
 from .configuration_faster_rcnn import FasterRCNNConfig
 from .errors import InvalidImageError
 from .fpn import FeaturePyramidNetwork
-from .padded_batches import check_padded_sizes, group_by_padded_size, run_in_groups
+from .padded_batches import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
 from .pipeline_logging import hide_unlisted_model_error
 from .roi_heads import Detections, RoIHeads
 from .rpn import Proposals, RegionProposalNetwork
+from .training.detection_loss import detection_losses, parse_labels
+from .training.freezing import freeze_backbone_stages
 
 
 @dataclass
@@ -27,7 +29,9 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     `config.rcnn_max_per_img`, and the RPN proposals they came from.
 
     loss (`torch.Tensor`, *optional*):
-        Total training loss (not returned at inference).
+        Total training loss, returned when `labels` are given: the sum of `loss_dict`.
+    loss_dict (`dict[str, torch.Tensor]`, *optional*):
+        The loss terms under mmdetection's names: `loss_rpn_cls`, `loss_rpn_bbox`, `loss_cls`, `loss_bbox`.
     pred_boxes (`torch.FloatTensor` of shape `(batch_size, max_detections, 4)`):
         Detected boxes as x1, y1, x2, y2 in pixels of the original (un-resized) image. Rows past
         `num_detections` are zeros.
@@ -50,6 +54,7 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     """
 
     loss: torch.Tensor | None = None
+    loss_dict: dict[str, torch.Tensor] | None = None
     pred_boxes: torch.Tensor | None = None
     scores: torch.Tensor | None = None
     labels: torch.Tensor | None = None
@@ -90,19 +95,30 @@ class FasterRCNNPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             init.zeros_(module.bias)
-        if isinstance(module, FeaturePyramidNetwork):
-            for conv in [*module.lateral_convs, *module.output_convs]:
-                init.xavier_uniform_(conv.weight)
-                init.zeros_(conv.bias)
-        elif isinstance(module, RegionProposalNetwork):
-            for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
-                init.normal_(conv.weight, mean=0.0, std=0.01)
-                init.zeros_(conv.bias)
-        elif isinstance(module, RoIHeads):
-            init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
-            init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
-            init.zeros_(module.box_predictor.cls_score.bias)
-            init.zeros_(module.box_predictor.bbox_pred.bias)
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        super().initialize_weights()
+        # transformers only initialises modules that own parameters directly, so the layers that mmdetection
+        # initialises by role (FPN, RPN head, box predictor) are set here. Weights loaded from a checkpoint carry
+        # transformers' "initialised" flag, which `init.*` respects, so they are left alone.
+        for module in self.modules():
+            if isinstance(module, (BasicBlock, Bottleneck)):
+                # mmdetection's `zero_init_residual`: each residual block starts as the identity.
+                init.zeros_((module.bn2 if isinstance(module, BasicBlock) else module.bn3).weight)
+            elif isinstance(module, FeaturePyramidNetwork):
+                for conv in [*module.lateral_convs, *module.output_convs]:
+                    init.xavier_uniform_(conv.weight)
+                    init.zeros_(conv.bias)
+            elif isinstance(module, RegionProposalNetwork):
+                for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
+                    init.normal_(conv.weight, mean=0.0, std=0.01)
+                    init.zeros_(conv.bias)
+            elif isinstance(module, RoIHeads):
+                init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
+                init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
+                init.zeros_(module.box_predictor.cls_score.bias)
+                init.zeros_(module.box_predictor.bbox_pred.bias)
 
 
 class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
@@ -135,9 +151,13 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         self.rpn = RegionProposalNetwork(config)
         self.roi_heads = RoIHeads(config)
         self.post_init()
+        freeze_backbone_stages(self.backbone, config.backbone_frozen_stages)
 
     def train(self, mode: bool = True) -> FasterRCNNForObjectDetection:
         super().train(mode)
+        if mode:
+            # mmdetection's `frozen_stages`: the stem and the first stages neither learn nor update statistics.
+            freeze_backbone_stages(self.backbone, self.config.backbone_frozen_stages)
         if mode and self.config.backbone_norm_eval:
             # mmdetection's `norm_eval`: BatchNorm statistics stay frozen while the rest trains.
             for module in self.modules():
@@ -150,6 +170,7 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         pixel_values: torch.Tensor,
         image_sizes: torch.Tensor | None = None,
         original_sizes: torch.Tensor | None = None,
+        labels: list[dict[str, torch.Tensor]] | None = None,
         return_dict: bool | None = None,
         padded_sizes: torch.Tensor | None = None,
         **kwargs,
@@ -167,20 +188,26 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 `(height, width)` each image is padded to on its own (a multiple of the processor's
                 `pad_size_divisor`). When given, images of different padded sizes run in separate groups, each
                 cropped to its padded size, so that every image gets the detections it gets alone.
+            labels (`list[dict]`, *optional*):
+                Ground truth for training, one dict per image: `class_labels` (`LongTensor` of shape `(n,)`, indices
+                into `config.id2label`) and `boxes` (`FloatTensor` of shape `(n, 4)`, x1, y1, x2, y2 in pixels of the
+                resized input, as [`FasterRCNNImageProcessor`] returns them for `annotations`). The output then holds
+                `loss` and `loss_dict`, mmdetection's Faster R-CNN training losses. In training mode nothing else is
+                computed; in eval mode the detections are returned as well.
         """
         if kwargs:
             raise TypeError(
                 f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
-                "it takes pixel_values, image_sizes, original_sizes and padded_sizes."
+                "it takes pixel_values, image_sizes, original_sizes, padded_sizes and labels."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
         if padded_sizes is not None:
             padded_sizes = check_padded_sizes(padded_sizes, image_sizes, pixel_values)
-            if self.training:
-                # mmdetection trains on a batch padded to its largest image: crop away the rest of the canvas.
-                height, width = padded_sizes.max(dim=0).values.tolist()
-                pixel_values = pixel_values[:, :, :height, :width]
+            if self.training or labels is not None:
+                # Losses are computed as mmdetection trains (and validates): on the batch padded to its largest
+                # image, so crop away the rest of the canvas.
+                pixel_values = crop_to_batch_padding(pixel_values, padded_sizes)
             else:
                 # At inference every image must see only its own padding (see padded_batches.py).
                 groups = group_by_padded_size(padded_sizes)
@@ -189,10 +216,21 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                     return output if return_dict else output.to_tuple()
 
         pyramid = self.fpn(self.backbone(pixel_values))
+        losses = None
+        if labels is not None:
+            ground_truth = parse_labels(labels, pixel_values.size(0), self.config.num_classes, pixel_values.device)
+            losses = detection_losses(self, pyramid, image_sizes, ground_truth)
+            if self.training:
+                output = FasterRCNNObjectDetectionOutput(
+                    loss=losses.loss, loss_dict=losses.loss_dict, image_sizes=image_sizes, original_sizes=original_sizes
+                )
+                return output if return_dict else output.to_tuple()
         proposals = self.rpn(pyramid, image_sizes)
         detections = self.roi_heads(pyramid, [proposal.boxes for proposal in proposals], image_sizes, original_sizes)
 
         output = FasterRCNNObjectDetectionOutput(
+            loss=losses.loss if losses is not None else None,
+            loss_dict=losses.loss_dict if losses is not None else None,
             **_pad_detections(detections, self.config.rcnn_max_per_img, pixel_values),
             **_pad_proposals(proposals, self.config.rpn_max_per_img, pixel_values),
             image_sizes=image_sizes,

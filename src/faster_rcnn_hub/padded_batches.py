@@ -35,6 +35,14 @@ def check_padded_sizes(padded_sizes: torch.Tensor, image_sizes: torch.Tensor, pi
     return padded_sizes
 
 
+def crop_to_batch_padding(pixel_values: torch.Tensor, padded_sizes: torch.Tensor | None) -> torch.Tensor:
+    """`pixel_values` cropped to the batch's largest padded size: mmdetection's batch padding, used for losses."""
+    if padded_sizes is None:
+        return pixel_values
+    height, width = torch.as_tensor(padded_sizes).max(dim=0).values.tolist()
+    return pixel_values[:, :, :height, :width]
+
+
 def group_by_padded_size(padded_sizes: torch.Tensor) -> list[tuple[tuple[int, int], list[int]]]:
     """`[((height, width), [batch indices]), ...]`, one entry per distinct padded size, in order of appearance."""
     groups: dict[tuple[int, int], list[int]] = {}
@@ -74,4 +82,4 @@ def run_in_groups(
     return type(outputs[0])(**merged)
 
 
-__all__ = ["check_padded_sizes", "group_by_padded_size", "run_in_groups"]
+__all__ = ["check_padded_sizes", "crop_to_batch_padding", "group_by_padded_size", "run_in_groups"]

@@ -88,17 +88,24 @@ class RegionProposalNetwork(nn.Module):
         box_deltas: Sequence[torch.Tensor],
         anchors: Sequence[torch.Tensor],
         image_size: tuple[int, int],
+        nms_pre: int | None = None,
+        max_per_img: int | None = None,
     ) -> Proposals:
-        """The test-time proposal step of one image (mmdetection's `RPNHead._predict_by_feat_single`)."""
+        """The proposal step of one image (mmdetection's `RPNHead._predict_by_feat_single`).
+
+        `nms_pre` and `max_per_img` override the test-time settings (training uses `train_cfg`'s).
+        """
+        nms_pre = self.nms_pre if nms_pre is None else nms_pre
+        max_per_img = self.max_per_img if max_per_img is None else max_per_img
         level_scores, level_deltas, level_anchors, level_ids = [], [], [], []
         for level_index, (logits, deltas, level_anchor) in enumerate(zip(objectness, box_deltas, anchors)):
             # (A, H, W) -> (H * W * A), the anchor layout of `AnchorGenerator.grid_anchors`.
             scores = logits.permute(1, 2, 0).reshape(-1).sigmoid()
             deltas = deltas.permute(1, 2, 0).reshape(-1, 4)
-            if 0 < self.nms_pre < scores.shape[0]:
+            if 0 < nms_pre < scores.shape[0]:
                 ranked_scores, ranked_indices = scores.sort(descending=True)
-                top = ranked_indices[: self.nms_pre]
-                scores = ranked_scores[: self.nms_pre]
+                top = ranked_indices[:nms_pre]
+                scores = ranked_scores[:nms_pre]
                 deltas = deltas[top, :]
                 level_anchor = level_anchor[top]
             level_scores.append(scores)
@@ -118,5 +125,5 @@ class RegionProposalNetwork(nn.Module):
                 boxes, scores, ids = boxes[valid], scores[valid], ids[valid]
 
         keep, kept_scores = batched_nms(boxes, scores, ids, self.nms_iou_threshold)
-        keep = keep[: self.max_per_img]
-        return Proposals(boxes=boxes[keep], scores=kept_scores[: self.max_per_img])
+        keep = keep[:max_per_img]
+        return Proposals(boxes=boxes[keep], scores=kept_scores[:max_per_img])

@@ -1,0 +1,63 @@
+"""Running a detector over a COCO-format data set and writing its detections in COCO results format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
+
+
+@torch.no_grad()
+def predict_coco_results(
+    model: torch.nn.Module,
+    processor: FasterRCNNImageProcessor,
+    dataset: Any,
+    label_to_category_id: Mapping[int, int],
+    batch_size: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Detections of `model` on every image of `dataset` (a `CocoDetectionDataset`), in COCO results format.
+
+    Every detection the model returns is kept (its own score threshold and per-image limit apply, as in
+    mmdetection's evaluation). Boxes are `[x, y, width, height]` in original-image pixels.
+
+    Args:
+        model: The detector; it is put in eval mode for the run and back in its previous mode afterwards.
+        processor: Its image processor.
+        dataset: Items with `image` and `annotations["image_id"]`.
+        label_to_category_id: Model class index -> COCO category id; classes without a category are dropped.
+        batch_size: Images per forward pass.
+        progress: Called with the number of images done.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results: list[dict[str, Any]] = []
+    try:
+        for start in range(0, len(dataset), batch_size):
+            samples = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
+            inputs = processor(images=[sample["image"] for sample in samples], device=device)
+            outputs = model(**inputs)
+            detections = processor.post_process_object_detection(outputs, threshold=0.0)
+            for sample, detection in zip(samples, detections):
+                image_id = sample["annotations"]["image_id"]
+                for score, label, box in zip(
+                    detection["scores"].tolist(), detection["labels"].tolist(), detection["boxes"].tolist()
+                ):
+                    if label not in label_to_category_id:
+                        continue
+                    x1, y1, x2, y2 = box
+                    results.append({
+                        "image_id": image_id,
+                        "category_id": label_to_category_id[label],
+                        "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                        "score": round(score, 5),
+                    })  # fmt: skip
+            if progress is not None:
+                progress(min(start + batch_size, len(dataset)))
+    finally:
+        model.train(was_training)
+    return results

@@ -1,0 +1,248 @@
+"""Faster R-CNN's training loss: RPN and second-stage targets, sampling and losses, as mmdetection computes them.
+
+`FasterRCNNForObjectDetection.forward(..., labels=...)` calls `detection_losses`; the alternating schedule calls
+it with one stage at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import InvalidAnnotationError
+from ..roi_heads import boxes_to_rois
+from .assigner import MaxIoUAssigner
+from .losses import l1_loss, sigmoid_cross_entropy, softmax_cross_entropy
+from .sampler import RandomSampler
+from .settings import TrainingSettings
+from .targets import anchor_targets, roi_targets, valid_anchor_mask
+
+if TYPE_CHECKING:
+    from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
+
+STAGES = ("rpn", "rcnn")
+
+
+@dataclass
+class GroundTruth:
+    """Ground truth of one image: `(K, 4)` x1, y1, x2, y2 boxes in the network's input frame and `(K,)` classes."""
+
+    boxes: torch.Tensor
+    classes: torch.Tensor
+
+
+@dataclass
+class DetectionLosses:
+    """`loss` (the sum), `loss_dict` (each term, mmdetection's names) and the proposals the second stage used."""
+
+    loss: torch.Tensor
+    loss_dict: dict[str, torch.Tensor]
+    proposals: list[torch.Tensor] | None
+
+
+def parse_labels(labels: Any, batch_size: int, num_classes: int, device: torch.device) -> list[GroundTruth]:
+    """Check the `labels` argument of the model and turn it into one `GroundTruth` per image."""
+    if not isinstance(labels, Sequence) or isinstance(labels, (str, bytes)):
+        raise InvalidAnnotationError(
+            "labels must be a list with one {'class_labels': LongTensor[n], 'boxes': FloatTensor[n, 4]} per image, "
+            f"got {type(labels).__name__}."
+        )
+    if len(labels) != batch_size:
+        raise InvalidAnnotationError(f"labels has {len(labels)} entries for a batch of {batch_size} images.")
+    parsed = []
+    for index, target in enumerate(labels):
+        if not isinstance(target, Mapping) or "class_labels" not in target or "boxes" not in target:
+            raise InvalidAnnotationError(
+                f"labels[{index}] must be a mapping with 'class_labels' and 'boxes', got "
+                f"{sorted(target) if isinstance(target, Mapping) else type(target).__name__}."
+            )
+        boxes = torch.as_tensor(target["boxes"], device=device)
+        classes = torch.as_tensor(target["class_labels"], device=device)
+        if boxes.numel() == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.dim() != 2 or boxes.size(1) != 4:
+            raise InvalidAnnotationError(f"labels[{index}]['boxes'] must have shape (n, 4), got {tuple(boxes.shape)}.")
+        if classes.dim() != 1 or classes.numel() != boxes.size(0):
+            raise InvalidAnnotationError(
+                f"labels[{index}]['class_labels'] must have shape ({boxes.size(0)},), got {tuple(classes.shape)}."
+            )
+        if classes.is_floating_point() or classes.dtype == torch.bool:
+            raise InvalidAnnotationError(f"labels[{index}]['class_labels'] must be integers, got {classes.dtype}.")
+        boxes = boxes.float()
+        if not bool(torch.isfinite(boxes).all()):
+            raise InvalidAnnotationError(f"labels[{index}]['boxes'] contains NaN or infinite values.")
+        if bool(((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any()):
+            raise InvalidAnnotationError(
+                f"labels[{index}]['boxes'] has boxes with x2 <= x1 or y2 <= y1; boxes are x1, y1, x2, y2 and must "
+                "have a positive size (FasterRCNNImageProcessor drops degenerate COCO boxes)."
+            )
+        if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= num_classes):
+            raise InvalidAnnotationError(
+                f"labels[{index}]['class_labels'] must lie in [0, {num_classes - 1}], got {classes.tolist()}."
+            )
+        parsed.append(GroundTruth(boxes=boxes, classes=classes.long()))
+    return parsed
+
+
+def detection_losses(
+    model: FasterRCNNForObjectDetection,
+    features: Sequence[torch.Tensor],
+    image_sizes: torch.Tensor,
+    ground_truth: Sequence[GroundTruth],
+    stages: Sequence[str] = STAGES,
+    proposals: Sequence[torch.Tensor] | None = None,
+) -> DetectionLosses:
+    """Losses of the RPN and/or the second stage on a batch.
+
+    Args:
+        model: The detector (its `rpn`, `roi_heads` and `config.train_cfg` are used).
+        features: Its pyramid levels for the batch.
+        image_sizes: `(batch, 2)` resized, unpadded `(height, width)`.
+        ground_truth: Per image, boxes in the input frame and classes.
+        stages: `"rpn"`, `"rcnn"` or both.
+        proposals: Per image, `(N_i, 4)` proposals for the second stage; `None` makes them with the model's RPN
+            (train-time settings, no gradient through them).
+    """
+    unknown = set(stages) - set(STAGES)
+    if unknown or not stages:
+        raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {list(stages)}.")
+    settings = TrainingSettings.from_mapping(model.config.train_cfg)
+    sizes = [(int(height), int(width)) for height, width in image_sizes.tolist()]
+    loss_dict: dict[str, torch.Tensor] = {}
+    if "rpn" in stages or ("rcnn" in stages and proposals is None):
+        objectness, box_deltas = model.rpn.head(features)
+        anchors = model.rpn.anchor_generator.grid_anchors(
+            [feature.shape[-2:] for feature in features], device=features[0].device, dtype=features[0].dtype
+        )
+        if "rpn" in stages:
+            loss_dict.update(
+                rpn_losses(model, objectness, box_deltas, anchors, features, sizes, ground_truth, settings)
+            )
+        if "rcnn" in stages and proposals is None:
+            proposals = training_proposals(model, objectness, box_deltas, anchors, sizes, settings)
+    if "rcnn" in stages:
+        loss_dict.update(roi_losses(model, features, proposals, ground_truth, settings))
+    total = sum(loss_dict.values())
+    return DetectionLosses(loss=total, loss_dict=loss_dict, proposals=list(proposals) if proposals else None)
+
+
+def _flatten_levels(per_level: Sequence[torch.Tensor], image_index: int, channels: int) -> torch.Tensor:
+    # (A * channels, H, W) -> (H * W * A, channels), the anchor layout of `AnchorGenerator.grid_anchors`.
+    return torch.cat(
+        [level[image_index].permute(1, 2, 0).reshape(-1, channels) for level in per_level], dim=0
+    )
+
+
+def rpn_losses(
+    model: FasterRCNNForObjectDetection,
+    objectness: Sequence[torch.Tensor],
+    box_deltas: Sequence[torch.Tensor],
+    anchors: Sequence[torch.Tensor],
+    features: Sequence[torch.Tensor],
+    image_sizes: Sequence[tuple[int, int]],
+    ground_truth: Sequence[GroundTruth],
+    settings: TrainingSettings,
+) -> dict[str, torch.Tensor]:
+    """`loss_rpn_cls` and `loss_rpn_bbox` (mmdetection's `AnchorHead.loss_by_feat` for the RPN)."""
+    assigner = MaxIoUAssigner(
+        settings.rpn_pos_iou_threshold,
+        settings.rpn_neg_iou_threshold,
+        settings.rpn_min_pos_iou,
+        settings.rpn_match_low_quality,
+    )
+    sampler = RandomSampler(settings.rpn_num_samples, settings.rpn_pos_fraction, add_gt_as_proposals=False)
+    all_anchors = torch.cat(list(anchors), dim=0)
+    feature_sizes = [tuple(feature.shape[-2:]) for feature in features]
+    strides = model.rpn.anchor_generator.strides
+    per_anchor = model.rpn.anchor_generator.num_anchors_per_location
+    targets = []
+    for image_size, truth in zip(image_sizes, ground_truth):
+        valid = valid_anchor_mask(feature_sizes, strides, per_anchor, image_size, all_anchors.device)
+        targets.append(anchor_targets(all_anchors, valid, truth.boxes, assigner, sampler, model.rpn.box_coder))
+    avg_factor = sum(target.num_samples for target in targets)
+    logits = torch.cat([_flatten_levels(objectness, index, 1) for index in range(len(targets))]).view(-1)
+    deltas = torch.cat([_flatten_levels(box_deltas, index, 4) for index in range(len(targets))])
+    return {
+        "loss_rpn_cls": sigmoid_cross_entropy(
+            logits,
+            torch.cat([target.objectness for target in targets]),
+            torch.cat([target.objectness_weights for target in targets]),
+            avg_factor,
+        ),
+        "loss_rpn_bbox": l1_loss(
+            deltas,
+            torch.cat([target.deltas for target in targets]),
+            torch.cat([target.delta_weights for target in targets]),
+            avg_factor,
+        ),
+    }
+
+
+@torch.no_grad()
+def training_proposals(
+    model: FasterRCNNForObjectDetection,
+    objectness: Sequence[torch.Tensor],
+    box_deltas: Sequence[torch.Tensor],
+    anchors: Sequence[torch.Tensor],
+    image_sizes: Sequence[tuple[int, int]],
+    settings: TrainingSettings,
+) -> list[torch.Tensor]:
+    """Proposals for the second stage with the train-time settings (`train_cfg.rpn_proposal`), detached."""
+    return [
+        model.rpn.propose(
+            [level[index].detach() for level in objectness],
+            [level[index].detach() for level in box_deltas],
+            anchors,
+            image_size,
+            nms_pre=settings.rpn_proposal_nms_pre,
+            max_per_img=settings.rpn_proposal_max_per_img,
+        ).boxes
+        for index, image_size in enumerate(image_sizes)
+    ]
+
+
+def roi_losses(
+    model: FasterRCNNForObjectDetection,
+    features: Sequence[torch.Tensor],
+    proposals: Sequence[torch.Tensor],
+    ground_truth: Sequence[GroundTruth],
+    settings: TrainingSettings,
+) -> dict[str, torch.Tensor]:
+    """`loss_cls` and `loss_bbox` (mmdetection's `StandardRoIHead.loss` with `BBoxHead.loss`)."""
+    roi_heads = model.roi_heads
+    assigner = MaxIoUAssigner(
+        settings.rcnn_pos_iou_threshold,
+        settings.rcnn_neg_iou_threshold,
+        settings.rcnn_min_pos_iou,
+        settings.rcnn_match_low_quality,
+    )
+    sampler = RandomSampler(
+        settings.rcnn_num_samples, settings.rcnn_pos_fraction, add_gt_as_proposals=settings.rcnn_add_gt_as_proposals
+    )
+    targets = []
+    for image_proposals, truth in zip(proposals, ground_truth):
+        image_proposals = image_proposals[:, :4].detach()
+        assignment = assigner.assign(image_proposals, truth.boxes, truth.classes)
+        sampled = sampler.sample(assignment, image_proposals, truth.boxes, truth.classes)
+        targets.append(roi_targets(sampled, roi_heads.num_classes, roi_heads.box_coder))
+
+    rois = boxes_to_rois([target.rois for target in targets])
+    class_logits, box_deltas = roi_heads.box_predictor(roi_heads.box_head(roi_heads.roi_align(features, rois)))
+    labels = torch.cat([target.labels for target in targets])
+    delta_targets = torch.cat([target.deltas for target in targets])
+    num_rois = labels.numel()
+    loss_cls = softmax_cross_entropy(class_logits, labels, torch.ones_like(labels, dtype=class_logits.dtype),
+                                     max(float(num_rois), 1.0))
+    positive = labels < roi_heads.num_classes
+    if not bool(positive.any()):
+        return {"loss_cls": loss_cls, "loss_bbox": box_deltas[positive].sum()}
+    if roi_heads.class_agnostic:
+        positive_deltas = box_deltas.view(num_rois, -1)[positive]
+    else:
+        positive_deltas = box_deltas.view(num_rois, roi_heads.num_classes, 4)[positive, labels[positive]]
+    positive_targets = delta_targets[positive]
+    loss_bbox = l1_loss(positive_deltas, positive_targets, torch.ones_like(positive_targets), float(num_rois))
+    return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}

@@ -1,0 +1,38 @@
+"""The loss functions of Faster R-CNN, reduced as mmdetection reduces them: weighted sum / `avg_factor`."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# mmdetection's `weight_reduce_loss` adds float32's epsilon to the normaliser.
+_EPS = torch.finfo(torch.float32).eps
+
+
+def _reduce(loss: torch.Tensor, weights: torch.Tensor, avg_factor: float) -> torch.Tensor:
+    return (loss * weights).sum() / (avg_factor + _EPS)
+
+
+def sigmoid_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, avg_factor: float
+) -> torch.Tensor:
+    """Binary cross-entropy on logits (the RPN's objectness loss, `use_sigmoid=True`)."""
+    loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+    return _reduce(loss, weights.to(logits.dtype), avg_factor)
+
+
+def softmax_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, avg_factor: float
+) -> torch.Tensor:
+    """Cross-entropy over classes and background (the box head's classification loss)."""
+    loss = F.cross_entropy(logits, labels, reduction="none")
+    return _reduce(loss, weights.to(logits.dtype), avg_factor)
+
+
+def l1_loss(
+    predictions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, avg_factor: float
+) -> torch.Tensor:
+    """L1 distance of box deltas (both stages' regression loss)."""
+    if targets.numel() == 0:
+        return predictions.sum() * 0
+    return _reduce(torch.abs(predictions - targets), weights.to(predictions.dtype), avg_factor)

@@ -1,0 +1,95 @@
+"""The model a training run starts from: a converted or trained model folder (fine-tuning), or a new one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..configuration_faster_rcnn import FasterRCNNConfig
+from ..errors import FasterRCNNHubError
+from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
+
+# The class-dependent layers: mmdetection's `fc_cls` and `fc_reg`.
+CLASS_DEPENDENT_PREFIX = "roi_heads.box_predictor."
+
+
+@dataclass
+class StartingPoint:
+    """A model ready to train, its processor, and what was done to get it (for the user and the model card)."""
+
+    model: FasterRCNNForObjectDetection
+    processor: FasterRCNNImageProcessor
+    notes: list[str] = field(default_factory=list)
+
+
+def _labels(class_names: Sequence[str]) -> dict[int, str]:
+    return {index: name for index, name in enumerate(class_names)}
+
+
+def model_for_finetuning(model_dir: str | os.PathLike, class_names: Sequence[str]) -> StartingPoint:
+    """Load a model folder to fine-tune on a data set with `class_names`.
+
+    When its classes differ from the data set's (in number, names or order), only the class-dependent
+    layers (`roi_heads.box_predictor.cls_score` and `.bbox_pred`, mmdetection's `fc_cls` and `fc_reg`) are
+    re-initialised, as mmdetection initialises them; every other weight is kept. A class-agnostic box
+    regression is kept as well.
+    """
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FasterRCNNHubError(
+            f"{model_dir} is not a model folder (no config.json); convert an mmdetection checkpoint first with "
+            "faster-rcnn-hub convert."
+        )
+    pretrained = FasterRCNNForObjectDetection.from_pretrained(str(model_dir))
+    processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
+    old_names = [pretrained.config.id2label[index] for index in range(pretrained.config.num_classes)]
+    if old_names == list(class_names):
+        return StartingPoint(pretrained, processor, [f"Fine-tuning {model_dir} on its own {len(old_names)} classes."])
+
+    config = FasterRCNNConfig.from_dict(pretrained.config.to_dict())
+    config.id2label = _labels(class_names)
+    config.label2id = {name: index for index, name in config.id2label.items()}
+    model = FasterRCNNForObjectDetection(config)
+    state = pretrained.state_dict()
+    dependent = ["cls_score"] + ([] if config.reg_class_agnostic else ["bbox_pred"])
+    reinitialised = sorted(
+        key for key in model.state_dict() if any(key.startswith(f"{CLASS_DEPENDENT_PREFIX}{name}.") for name in dependent)
+    )
+    missing, unexpected = model.load_state_dict(
+        {key: value for key, value in state.items() if key not in reinitialised}, strict=False
+    )
+    if sorted(missing) != reinitialised or unexpected:
+        raise FasterRCNNHubError(f"Unexpected weights while adapting {model_dir}: missing {missing}, extra {unexpected}.")
+    note = (
+        f"{model_dir} has {len(old_names)} classes ({', '.join(old_names[:5])}{', ...' if len(old_names) > 5 else ''}); "
+        f"the data set has {len(class_names)} ({', '.join(list(class_names)[:5])}"
+        f"{', ...' if len(class_names) > 5 else ''}). Re-initialised the class-dependent layers "
+        f"{', '.join(reinitialised)} (fc_cls / fc_reg); every other weight is kept."
+    )
+    return StartingPoint(model, processor, [note])
+
+
+def new_model(
+    config: FasterRCNNConfig, class_names: Sequence[str], processor: FasterRCNNImageProcessor, seed: int
+) -> StartingPoint:
+    """A randomly initialised model (mmdetection's initialisation, seeded) for `class_names`."""
+    config = FasterRCNNConfig.from_dict(config.to_dict())
+    config.id2label = _labels(class_names)
+    config.label2id = {name: index for index, name in config.id2label.items()}
+    torch.manual_seed(seed)
+    model = FasterRCNNForObjectDetection(config)
+    notes = [
+        f"New ResNet-{config.backbone_depth} FPN model with random weights (seed {seed}), {len(class_names)} classes."
+    ]
+    if config.backbone_norm_eval or config.backbone_frozen_stages >= 0:
+        notes.append(
+            "note: this config freezes BatchNorm statistics (backbone_norm_eval) or backbone stages "
+            "(backbone_frozen_stages), which only makes sense for pretrained weights; for training from scratch set "
+            "backbone_norm_eval=false and backbone_frozen_stages=-1."
+        )
+    return StartingPoint(model, processor, notes)
