@@ -10,6 +10,7 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 from .errors import InvalidConfigError
+from .training_settings import TrainingSettings
 
 # ResNet depth -> (block type, blocks per stage), as in mmdetection's `ResNet.arch_settings`.
 RESNET_ARCHITECTURES: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -138,7 +139,7 @@ class FasterRCNNConfig(PreTrainedConfig):
         train_cfg (`dict`, *optional*):
             Training-time settings (mmdetection's `train_cfg`: anchor and proposal assignment, sampling,
             train-time proposal counts); missing keys take mmdetection's defaults. See
-            `faster_rcnn_hub.training.settings.TrainingSettings`.
+            `faster_rcnn_hub.training_settings.TrainingSettings`.
         num_classes (`int`, *optional*):
             Number of object classes, background excluded. Alternative to `id2label`.
 
@@ -393,8 +394,6 @@ class FasterRCNNConfig(PreTrainedConfig):
             _check_number_list(self, name, length=4, minimum=0.0)
         if self.source is not None and not isinstance(self.source, dict):
             raise InvalidConfigError(f"source must be a mapping or null, got {type(self.source).__name__}.")
-        from .training.settings import TrainingSettings
-
         TrainingSettings.from_mapping(self.train_cfg)
 
     def _validate_shared_res5(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +19,7 @@ from .padded_batches import check_padded_sizes, crop_to_batch_padding, group_by_
 from .pipeline_logging import hide_unlisted_model_error
 from .roi_heads import Detections, RoIHeads
 from .rpn import Proposals, RegionProposalNetwork
-from .training.detection_loss import detection_losses, parse_labels
-from .training.freezing import freeze_backbone_stages
+from .freezing import freeze_backbone_stages
 
 
 @dataclass
@@ -218,8 +218,9 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         pyramid = self.fpn(self.backbone(pixel_values))
         losses = None
         if labels is not None:
-            ground_truth = parse_labels(labels, pixel_values.size(0), self.config.num_classes, pixel_values.device)
-            losses = detection_losses(self, pyramid, image_sizes, ground_truth)
+            training = _training_losses_module()
+            ground_truth = training.parse_labels(labels, pixel_values.size(0), self.config.num_classes, pixel_values.device)
+            losses = training.detection_losses(self, pyramid, image_sizes, ground_truth)
             if self.training:
                 output = FasterRCNNObjectDetectionOutput(
                     loss=losses.loss, loss_dict=losses.loss_dict, image_sizes=image_sizes, original_sizes=original_sizes
@@ -275,6 +276,21 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 f"image_sizes {image_sizes.tolist()} exceed the padded batch size ({height}, {width})."
             )
         return image_sizes, original_sizes
+
+
+def _training_losses_module():
+    """The training-loss code, imported when labels are given.
+
+    It lives in the `training` subpackage, which a converted folder's remote-code copy of this model does not
+    carry (transformers' dynamic modules are flat files): such a copy runs inference, and says how to train.
+    """
+    try:
+        return importlib.import_module(f"{__package__}.training.detection_loss")
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            "Training (forward with labels) needs the faster-rcnn-hub package itself: pip install faster-rcnn-hub, "
+            "then load the model with faster_rcnn_hub.FasterRCNNForObjectDetection."
+        ) from error
 
 
 def _pad_detections(detections: list[Detections], count: int, reference: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from ..roi_heads import boxes_to_rois
 from .assigner import MaxIoUAssigner
 from .losses import l1_loss, sigmoid_cross_entropy, softmax_cross_entropy
 from .sampler import RandomSampler
-from .settings import TrainingSettings
+from ..training_settings import TrainingSettings
 from .targets import anchor_targets, roi_targets, valid_anchor_mask
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ from .data import CocoDetectionDataset, DetectionDataCollator
 from .detection_loss import detection_losses, parse_labels, training_proposals
 from .optim import build_lr_scheduler, build_optimizer
 from .schedules import SHARED_PARTS, TrainingStage, enter_training_mode, schedule_stages, set_trainable_parts
-from .settings import TrainingSettings
+from ..training_settings import TrainingSettings
 
 LOG_FILE = "training_log.json"
 ALTERNATING_DIR = "alternating"

@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidConfigError
+from .errors import InvalidConfigError
 
 
 @dataclasses.dataclass(frozen=True)
