@@ -105,3 +105,15 @@ def test_reduced_precision_keeps_the_float32_detections(dtype):
         best = int(candidates.argmax())
         assert candidates[best] >= 0.9, f"float32 detection {index} has no {dtype} match"
         assert abs(float(found["scores"][best]) - float(expected["scores"][index])) <= 0.05
+
+
+def test_detector_refuses_an_unknown_dtype_and_warns_where_half_precision_is_slow(monkeypatch):
+    from faster_rcnn_hub import detection
+    from faster_rcnn_hub.errors import FasterRCNNHubError
+
+    with pytest.raises(FasterRCNNHubError, match="dtype must be one of"):
+        detection.Detector(default_model_dir(), device="cpu", dtype="int8")
+    monkeypatch.setattr(detection, "cpu_runs_fast", lambda dtype: dtype == torch.float32)
+    with pytest.warns(UserWarning, match="no bfloat16 units"):
+        detector = detection.Detector(default_model_dir(), device="cpu", dtype="bfloat16")
+    assert detector.model.dtype == torch.bfloat16

@@ -18,9 +18,6 @@ def _batch_norm(channels: int, eps: float) -> nn.BatchNorm2d:
 class Shortcut(nn.Module):
     """1x1 projection of a residual block's input when its shape changes."""
 
-    def fused(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return folded_conv(self.conv, self.norm)(hidden_states)
-
     def __init__(self, in_channels: int, out_channels: int, stride: int, eps: float) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
@@ -28,6 +25,10 @@ class Shortcut(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(hidden_states))
+
+    def fused(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The inference path of `forward` (see `fused_inference.py`)."""
+        return folded_conv(self.conv, self.norm)(hidden_states)
 
 
 class BasicBlock(FusedInferenceMixin, nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from huggingface_hub.utils import tqdm
 
 from .errors import FasterRCNNHubError
+from .fused_inference import cpu_runs_fast
 from .image_io import load_image, to_rgb_array
 from .image_processing_faster_rcnn import FasterRCNNImageProcessor
 from .modeling_faster_rcnn import FasterRCNNForObjectDetection
@@ -54,6 +56,12 @@ class Detector:
         if dtype not in NETWORK_DTYPES:
             raise FasterRCNNHubError(f"dtype must be one of {sorted(NETWORK_DTYPES)}, got {dtype!r}.")
         self.device = torch.device(device)
+        if self.device.type == "cpu" and not cpu_runs_fast(NETWORK_DTYPES[dtype]):
+            warnings.warn(
+                f"This CPU has no {dtype} units (torch reports ISA {torch.backends.cpu.get_cpu_capability()}): "
+                f"a {dtype} network runs several times slower here than float32. Use float32 on this machine.",
+                stacklevel=2,
+            )
         self.model = FasterRCNNForObjectDetection.from_pretrained(str(model), dtype=NETWORK_DTYPES[dtype])
         self.model = self.model.to(self.device).eval()
         self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))

@@ -74,6 +74,15 @@ def mkldnn_supports(tensor: torch.Tensor) -> bool:
     return False
 
 
+def cpu_runs_fast(dtype: torch.dtype) -> bool:
+    """Whether this CPU has native units for `dtype`'s convolutions (always for float32; bfloat16 and float16
+    need AVX-512 BF16/FP16 or AMX, which oneDNN reports). Without them a half-precision network is emulated and
+    runs several times slower than float32."""
+    if dtype == torch.float32:
+        return True
+    return mkldnn_supports(torch.empty(0, dtype=dtype))
+
+
 @dataclass
 class FoldedConv:
     """A convolution with its BatchNorm folded in: `weight`, `bias` and the convolution's geometry."""
@@ -146,4 +155,4 @@ def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d | None, key: tuple) -> FoldedCon
         )
 
 
-__all__ = ["FoldedConv", "FusedInferenceMixin", "folded_conv", "mkldnn_supports"]
+__all__ = ["FoldedConv", "FusedInferenceMixin", "cpu_runs_fast", "folded_conv", "mkldnn_supports"]

@@ -82,7 +82,7 @@ class MultiLevelRoIAlign(FusedInferenceMixin, nn.Module):
 
     def _align(self, feature: torch.Tensor, rois: torch.Tensor, level: int) -> torch.Tensor:
         feature = feature.float()
-        if feature.device.type == "cpu" and feature.dtype == torch.float32 and self.runs_fused(feature):
+        if feature.device.type == "cpu" and self.runs_fused(feature):
             return roi_align_gather(
                 feature, rois, self.output_size, self.spatial_scales[level], self.sampling_ratio, self.aligned
             )
