@@ -91,9 +91,14 @@ def _load_detector(model: str, device: Any) -> Any:
         raise ModelNotFoundError(f"Cannot load the model {model!r}: {error}") from error
 
 
-def _plan(source: str, output: Path, retry_errors: bool) -> tuple[list[str], int, int]:
-    """(images still to do, images matched, images already done); run by the main process alone, while the
-    others wait, so that it may repair torn last lines."""
+def _plan(source: str, output: Path, retry_errors: bool, batch_size: int) -> tuple[list[list[str]], int, int]:
+    """(batches still to do, images matched, images already done); run by the main process alone, while the
+    others wait, so that it may repair torn last lines.
+
+    Batches are cut from the whole sorted list, whatever is done, and done images are then left out of them: the
+    model's float results depend slightly on which images share a forward pass, so fixed batches make a run give
+    the same bits on any number of processes, resumed or not (with the same batch size and thread count).
+    """
     images = list_images(source)
     output.parent.mkdir(parents=True, exist_ok=True)
     done: set[str] = set()
@@ -101,8 +106,12 @@ def _plan(source: str, output: Path, retry_errors: bool) -> tuple[list[str], int
         for record in read_records(source_file, repair=True):
             if not (retry_errors and "error" in record):
                 done.add(record["path"])
-    remaining = [image for image in images if image not in done]
-    return remaining, len(images), len(images) - len(remaining)
+    batches = [
+        [image for image in images[start : start + batch_size] if image not in done]
+        for start in range(0, len(images), batch_size)
+    ]
+    batches = [batch for batch in batches if batch]
+    return batches, len(images), len(images) - sum(len(batch) for batch in batches)
 
 
 def predict_to_jsonl(
@@ -146,16 +155,16 @@ def predict_to_jsonl(
     plan: Any = None
     if processes.is_main:
         try:
-            plan = _plan(images, output, retry_errors)
+            plan = _plan(images, output, retry_errors, batch_size)
         except FasterRCNNHubError as error:
             plan = error
     plan = processes.broadcast(plan)  # the other processes wait here while the main one reads and repairs
     if isinstance(plan, Exception):
         raise plan
-    remaining, matched, already_done = plan
+    batches, matched, already_done = plan
 
     detector = _load_detector(model_source, processes.device)
-    share = processes.share(remaining)
+    share = processes.share(batches)
     target = output if processes.num_processes == 1 else part_path(output, processes.index)
     predicted, errors = _predict_share(detector, share, target, threshold, batch_size, num_workers,
                                        progress and processes.is_main, processes)  # fmt: skip
@@ -172,7 +181,7 @@ def predict_to_jsonl(
 
 def _predict_share(
     detector: Any,
-    paths: list[str],
+    batches: list[list[str]],
     target: Path,
     threshold: float,
     batch_size: int,
@@ -182,7 +191,12 @@ def _predict_share(
 ) -> tuple[int, int]:
     from tqdm.auto import tqdm
 
-    loader = DataLoader(ImageFiles(paths), batch_size=batch_size, num_workers=num_workers, collate_fn=_as_list)
+    paths = [path for batch in batches for path in batch]
+    starts = [0]
+    for batch in batches:
+        starts.append(starts[-1] + len(batch))
+    batch_sampler = [list(range(start, stop)) for start, stop in zip(starts, starts[1:])]
+    loader = DataLoader(ImageFiles(paths), batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=_as_list)
     description = "predicting" if processes.num_processes == 1 else f"predicting (process 1 of {processes.num_processes})"
     predicted = errors = 0
     with tqdm(total=len(paths), desc=description, unit="image", disable=not show_progress or not paths) as bar:
