@@ -128,7 +128,7 @@ def predict_to_jsonl(
     """Detect objects in every image of `images` and write one JSON line per image to `output`.
 
     Images already in `output` are skipped (with `retry_errors`, those recorded as unreadable are tried again).
-    Run under `accelerate launch --num_processes N`, the remaining images are shared among the processes, each
+    Run under `accelerate launch --num_processes N`, the batches still to do are shared among the processes, each
     appending to `OUTPUT.part-K`, and the main process merges the parts into `output` at the end (sorted by
     path). Every image gets exactly the detections `Detector(model)(image)` gives it.
 
