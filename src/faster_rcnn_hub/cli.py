@@ -46,6 +46,14 @@ def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dtype_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+        help="network precision (default float32: mmdetection's detections; bfloat16/float16 are faster on GPUs "
+        "and on CPUs with half-precision units, and find nearly the same boxes)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faster-rcnn-hub",
@@ -81,11 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--overwrite", action="store_true", help="replace annotated images that already exist")
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     detect.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
-    detect.add_argument(
-        "--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-        help="network precision (default float32: mmdetection's detections; bfloat16/float16 are faster on GPUs "
-        "and on CPUs with half-precision units, and find nearly the same boxes)",
-    )  # fmt: skip
+    _add_dtype_argument(detect)
+
+    predict = commands.add_parser(
+        "predict",
+        help="detect objects in a folder of images, one JSON line per image (resumable; multi-process with "
+        "accelerate launch)",
+        description="Detect objects in every image of a folder or glob pattern and append one JSON line per image "
+        "to OUTPUT ({path, width, height, detections}, or {path, error} for an unreadable image). Images already "
+        "in OUTPUT are skipped, so an interrupted run continues where it stopped. Under accelerate launch "
+        "--num_processes N the images are shared among the processes and merged into OUTPUT at the end.",
+    )
+    predict.add_argument("--images", required=True, help="folder (searched recursively) or glob pattern (quoted)")
+    predict.add_argument("--output", required=True, help="JSON-lines file to append to (OUT.jsonl)")
+    predict.add_argument("--model", help="converted model folder or Hub id (default: the bundled model)")
+    predict.add_argument("--threshold", type=float, default=0.5, help="minimum score to report (default 0.5)")
+    predict.add_argument("--batch-size", type=int, default=4, help="images per forward pass and process (default 4)")
+    predict.add_argument("--num-workers", type=int, default=2,
+                         help="data-loader processes decoding images, per process (default 2; 0: none)")  # fmt: skip
+    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... for one process (default: cuda when available); "
+                         "under accelerate launch each process uses its own")  # fmt: skip
+    predict.add_argument("--retry-errors", action="store_true",
+                         help="try again the images OUTPUT records as unreadable")  # fmt: skip
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_dtype_argument(predict)
 
     demo = commands.add_parser(
         "demo",
@@ -232,6 +259,23 @@ def run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_predict(args: argparse.Namespace) -> int:
+    from .prediction import predict_to_jsonl
+
+    summary = predict_to_jsonl(
+        args.model, args.images, args.output, threshold=args.threshold, batch_size=args.batch_size,
+        num_workers=args.num_workers, device=args.device, dtype=args.dtype, retry_errors=args.retry_errors,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    if summary.is_main_process:
+        print(
+            f"{summary.images} images: {summary.already_done} already in {summary.output}, {summary.predicted} "
+            f"predicted now ({summary.errors} unreadable, recorded with an error) on {summary.num_processes} "
+            f"process(es); {summary.records} records in {summary.output}"
+        )
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import create_demo, import_gradio, launch_demo
 
@@ -243,7 +287,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "zoo": run_zoo, "detect": run_detect, "demo": run_demo, **TRAINING_HANDLERS}
+COMMANDS = {"convert": run_convert, "zoo": run_zoo, "detect": run_detect, "predict": run_predict, "demo": run_demo, **TRAINING_HANDLERS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,3 +36,15 @@ class MissingDependencyError(FasterRCNNHubError):
 
 class InvalidAnnotationError(FasterRCNNHubError):
     """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""
+
+
+class ModelNotFoundError(FasterRCNNHubError):
+    """A model folder or Hub id given on the command line cannot be found or is not a model."""
+
+
+class NoImagesFoundError(FasterRCNNHubError):
+    """A folder or glob pattern given as input matched no image file."""
+
+
+class PredictionOutputError(FasterRCNNHubError):
+    """The output of `predict` cannot be written or resumed (a folder, or an existing file that is not JSON lines)."""

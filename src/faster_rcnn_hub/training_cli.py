@@ -161,6 +161,10 @@ def run_train(args: argparse.Namespace) -> int:
     from .training.trainer import DetectionTrainer, TrainingOptions, export_model, write_log
 
     device = _setup_runtime(args)
+    accelerator = _accelerator()
+    if accelerator is not None:
+        device = accelerator.device
+    say = _main_process_print(accelerator)
     output_dir = Path(args.output_dir)
     checkpoint = latest_checkpoint(output_dir)
     if args.resume:
@@ -172,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise FasterRCNNHubError(f"{checkpoint} does not record its training data; it was not written by train.")
         options = TrainingOptions(**saved["options"])
         options.progress_bar = not args.no_progress
-        print(f"Resuming {output_dir} from {checkpoint.name} (step {saved['global_step']}); training options are "
+        say(f"Resuming {output_dir} from {checkpoint.name} (step {saved['global_step']}); training options are "
               "the run's own.")  # fmt: skip
         from .modeling_faster_rcnn import FasterRCNNForObjectDetection
         from .image_processing_faster_rcnn import FasterRCNNImageProcessor
@@ -205,17 +209,26 @@ def run_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
         model, processor, notes = _starting_point(args, data)
         for note in notes:
-            print(note)
+            say(note)
     class_names = _class_names(model.config)
     train_set = CocoDetectionDataset(data["annotations"], data["images"], class_names, skip_empty=True)
     val_set = None
     if data.get("val_annotations"):
         val_set = CocoDetectionDataset(data["val_annotations"], data["val_images"], class_names)
+    if accelerator is not None:
+        say(f"Data-parallel training on {accelerator.num_processes} processes ({device.type}): "
+              f"{options.batch_size} images each, {options.batch_size * accelerator.num_processes} a step.")  # fmt: skip
+        if not model.config.backbone_norm_eval:
+            say("note: the backbone's BatchNorm learns batch statistics (backbone_norm_eval is false); each process "
+                  "normalises with its own images, so the run differs from one process with the whole batch.")  # fmt: skip
     trainer = DetectionTrainer(
-        model.to(device), processor, train_set, options, val_set, extra_state={"data": data, "notes": notes}
+        model.to(device), processor, train_set, options, val_set, extra_state={"data": data, "notes": notes},
+        accelerator=accelerator,
     )
     trainer.on_log = lambda record: _printer(options.progress_bar)(_format_record(record))
     state = trainer.train(resume=args.resume)
+    if not trainer.is_main_process:
+        return 0
     card = render_model_card(
         title=f"Faster R-CNN trained with faster-rcnn-hub ({options.schedule} schedule)",
         config=trainer.model.config,
@@ -233,11 +246,27 @@ def run_train(args: argparse.Namespace) -> int:
     )
     export_model(output_dir, trainer.model, processor, model_card=card)
     write_log(output_dir, state, {"notes": notes})
-    print(f"Trained {state.global_step} steps in {state.wall_seconds:.0f} s (CPU {state.cpu_seconds:.0f} s); model "
+    say(f"Trained {state.global_step} steps in {state.wall_seconds:.0f} s (CPU {state.cpu_seconds:.0f} s); model "
           f"written to {output_dir}")  # fmt: skip
     if state.evaluations:
-        print(_format_record(dict(state.evaluations[-1], kind="evaluation")))
+        say(_format_record(dict(state.evaluations[-1], kind="evaluation")))
     return 0
+
+
+def _accelerator() -> Any:
+    """accelerate's `Accelerator` when launched on several processes (`accelerate launch`), else `None`."""
+    from .distributed import import_accelerate, launched_distributed, process_group_kwargs, use_cpu
+
+    if not launched_distributed():
+        return None
+    accelerate = import_accelerate()
+    return accelerate.Accelerator(cpu=use_cpu(), kwargs_handlers=process_group_kwargs())
+
+
+def _main_process_print(accelerator: Any) -> Callable[..., None]:
+    if accelerator is None or accelerator.is_main_process:
+        return print
+    return lambda *args, **kwargs: None
 
 
 def _starting_point(args: argparse.Namespace, data: dict[str, Any]) -> tuple[Any, Any, list[str]]:

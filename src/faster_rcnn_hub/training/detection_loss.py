@@ -6,7 +6,7 @@ it with one stage at a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
 
 STAGES = ("rpn", "rcnn")
+
+# Maps a loss's local normaliser (sampled anchors or RoIs of this process's images) to the one it divides by; a
+# multi-process run sums it over the processes, so that each term is that of the whole batch.
+Normalizer = Callable[[float], float]
 
 
 @dataclass
@@ -94,6 +98,7 @@ def detection_losses(
     ground_truth: Sequence[GroundTruth],
     stages: Sequence[str] = STAGES,
     proposals: Sequence[torch.Tensor] | None = None,
+    normalizer: Normalizer | None = None,
 ) -> DetectionLosses:
     """Losses of the RPN and/or the second stage on a batch.
 
@@ -105,6 +110,8 @@ def detection_losses(
         stages: `"rpn"`, `"rcnn"` or both.
         proposals: Per image, `(N_i, 4)` proposals for the second stage; `None` makes them with the model's RPN
             (train-time settings, no gradient through them).
+        normalizer: Turns each loss's normaliser over this batch into the one to divide by (a multi-process run
+            passes the sum over all processes); `None` divides by this batch's own.
     """
     unknown = set(stages) - set(STAGES)
     if unknown or not stages:
@@ -119,12 +126,13 @@ def detection_losses(
         )
         if "rpn" in stages:
             loss_dict.update(
-                rpn_losses(model, objectness, box_deltas, anchors, features, sizes, ground_truth, settings)
+                rpn_losses(model, objectness, box_deltas, anchors, features, sizes, ground_truth, settings,
+                           normalizer)
             )
         if "rcnn" in stages and proposals is None:
             proposals = training_proposals(model, objectness, box_deltas, anchors, sizes, settings)
     if "rcnn" in stages:
-        loss_dict.update(roi_losses(model, features, proposals, ground_truth, settings))
+        loss_dict.update(roi_losses(model, features, proposals, ground_truth, settings, normalizer))
     total = sum(loss_dict.values())
     return DetectionLosses(loss=total, loss_dict=loss_dict, proposals=list(proposals) if proposals else None)
 
@@ -145,6 +153,7 @@ def rpn_losses(
     image_sizes: Sequence[tuple[int, int]],
     ground_truth: Sequence[GroundTruth],
     settings: TrainingSettings,
+    normalizer: Normalizer | None = None,
 ) -> dict[str, torch.Tensor]:
     """`loss_rpn_cls` and `loss_rpn_bbox` (mmdetection's `AnchorHead.loss_by_feat` for the RPN)."""
     assigner = MaxIoUAssigner(
@@ -163,6 +172,8 @@ def rpn_losses(
         valid = valid_anchor_mask(feature_sizes, strides, per_anchor, image_size, all_anchors.device)
         targets.append(anchor_targets(all_anchors, valid, truth.boxes, assigner, sampler, model.rpn.box_coder))
     avg_factor = sum(target.num_samples for target in targets)
+    if normalizer is not None:
+        avg_factor = normalizer(avg_factor)
     logits = torch.cat([_flatten_levels(objectness, index, 1) for index in range(len(targets))]).view(-1)
     deltas = torch.cat([_flatten_levels(box_deltas, index, 4) for index in range(len(targets))])
     return {
@@ -210,6 +221,7 @@ def roi_losses(
     proposals: Sequence[torch.Tensor],
     ground_truth: Sequence[GroundTruth],
     settings: TrainingSettings,
+    normalizer: Normalizer | None = None,
 ) -> dict[str, torch.Tensor]:
     """`loss_cls` and `loss_bbox` (mmdetection's `StandardRoIHead.loss` with `BBoxHead.loss`)."""
     roi_heads = model.roi_heads
@@ -234,8 +246,9 @@ def roi_losses(
     labels = torch.cat([target.labels for target in targets])
     delta_targets = torch.cat([target.deltas for target in targets])
     num_rois = labels.numel()
+    avg_factor = float(num_rois) if normalizer is None else normalizer(float(num_rois))
     loss_cls = softmax_cross_entropy(class_logits, labels, torch.ones_like(labels, dtype=class_logits.dtype),
-                                     max(float(num_rois), 1.0))
+                                     max(avg_factor, 1.0))
     positive = labels < roi_heads.num_classes
     if not bool(positive.any()):
         return {"loss_cls": loss_cls, "loss_bbox": box_deltas[positive].sum()}
@@ -244,5 +257,5 @@ def roi_losses(
     else:
         positive_deltas = box_deltas.view(num_rois, roi_heads.num_classes, 4)[positive, labels[positive]]
     positive_targets = delta_targets[positive]
-    loss_bbox = l1_loss(positive_deltas, positive_targets, torch.ones_like(positive_targets), float(num_rois))
+    loss_bbox = l1_loss(positive_deltas, positive_targets, torch.ones_like(positive_targets), avg_factor)
     return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}

@@ -25,6 +25,14 @@ from safetensors.torch import load_file, save_file
 from ..errors import FasterRCNNHubError
 from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
 from ..padded_batches import crop_to_batch_padding
+from .data_parallel import (
+    TrainingStep,
+    max_over_processes,
+    pad_to,
+    share_bounds,
+    skip_flip_draws,
+    sum_over_processes,
+)
 from .checkpoint import (
     latest_checkpoint,
     load_checkpoint_states,
@@ -158,6 +166,9 @@ class DetectionTrainer:
         eval_dataset: Validation set for periodic COCO evaluation.
         extra_state: Extra JSON facts saved in every checkpoint's state and in the log (e.g. how the run
             was started).
+        accelerator: accelerate's `Accelerator` of a multi-process run (`accelerate launch`): each process then
+            trains on `options.batch_size` images of a global batch of `batch_size x num_processes`, with
+            gradients averaged by DDP, and the main process alone logs, evaluates and saves. `None`: one process.
     """
 
     def __init__(
@@ -168,6 +179,7 @@ class DetectionTrainer:
         options: TrainingOptions,
         eval_dataset: CocoDetectionDataset | None = None,
         extra_state: dict[str, Any] | None = None,
+        accelerator: Any | None = None,
     ) -> None:
         options.validate()
         if len(train_dataset) == 0:
@@ -180,11 +192,18 @@ class DetectionTrainer:
         self.extra_state = extra_state or {}
         self.output_dir = Path(options.output_dir)
         self.device = next(model.parameters()).device
+        self.accelerator = accelerator if accelerator is not None and accelerator.num_processes > 1 else None
+        self.num_processes = self.accelerator.num_processes if self.accelerator is not None else 1
+        self.process_index = self.accelerator.process_index if self.accelerator is not None else 0
+        self.is_main_process = self.process_index == 0
+        # Whether this process's images of the current step count (0 for a stand-in image, see data_parallel).
+        self._share_weight = 1.0
         self.stages = schedule_stages(options.schedule)
         self.collator = DetectionDataCollator(
             processor, train_dataset.category_id_to_label, random_flip_probability=options.flip_probability
         )
-        self.steps_per_epoch = math.ceil(len(train_dataset) / options.batch_size)
+        self.global_batch_size = options.batch_size * self.num_processes
+        self.steps_per_epoch = math.ceil(len(train_dataset) / self.global_batch_size)
         self.state = TrainerState()
         self.on_log: Callable[[dict[str, Any]], None] | None = None
 
@@ -203,31 +222,47 @@ class DetectionTrainer:
         return [round(value * unit) for value in self.options.lr_steps]
 
     def batch_indices(self, stage_index: int, stage_step: int) -> list[int]:
-        """Images of a step: a fresh permutation of the training set each epoch, from the seed."""
+        """Images of a step (of all processes): a fresh permutation of the training set each epoch, from the
+        seed."""
         epoch, position = divmod(stage_step, self.steps_per_epoch)
         generator = torch.Generator().manual_seed(derived_seed(self.options.seed, stage_index, epoch))
         order = torch.randperm(len(self.train_dataset), generator=generator).tolist()
-        start = position * self.options.batch_size
-        return order[start : start + self.options.batch_size]
+        start = position * self.global_batch_size
+        return order[start : start + self.global_batch_size]
 
     def make_batch(self, stage_index: int, stage_step: int) -> dict[str, Any]:
-        samples = [self.train_dataset[index] for index in self.batch_indices(stage_index, stage_step)]
+        """This process's images of a step, collated; with several processes, its contiguous share of the step's
+        images, flipped as one process would flip them."""
+        indices = self.batch_indices(stage_index, stage_step)
         flips = torch.Generator().manual_seed(derived_seed(self.options.seed, stage_index, stage_step, 1))
+        if self.num_processes > 1:
+            start, stop = share_bounds(len(indices), self.num_processes, self.process_index)
+            skip_flip_draws(flips, start, self.options.flip_probability)
+            self._share_weight = 1.0 if stop > start else 0.0
+            indices = indices[start:stop] if stop > start else indices[:1]
+        samples = [self.train_dataset[index] for index in indices]
         return move_batch(self.collator(samples, generator=flips), self.device)
 
     # ------------------------------------------------------------------ run
     def train(self, resume: bool = False) -> TrainerState:
         """Run the schedule to its end, from the start or from the newest checkpoint (`resume`)."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.output_dir)
+        if self.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.output_dir)
+        self._wait_for_everyone()
         training_state = None
         if resume:
             checkpoint = latest_checkpoint(self.output_dir)
             if checkpoint is None:
                 raise FasterRCNNHubError(f"--resume: no checkpoint in {self.output_dir} to resume from.")
             training_state = self._restore(checkpoint)
-        elif self.options.schedule == "alternating":
-            self._save_part_weights("initial")
+        else:
+            if self.num_processes > 1:
+                # Each process draws its own anchor and RoI samples (the model itself is the main process's: DDP
+                # broadcasts it).
+                torch.manual_seed(derived_seed(self.options.seed, self.process_index, 2))
+            if self.options.schedule == "alternating":
+                self._save_part_weights("initial")
 
         progress = self._progress_bar()
         while self.state.stage_index < len(self.stages):
@@ -245,6 +280,8 @@ class DetectionTrainer:
             self._load_part_weights("initial", SHARED_PARTS)
         proposal_network = self._proposal_network() if stage.fixed_proposals else None
         set_trainable_parts(model, stage)
+        # DDP registers the parameters that learn when it wraps the model, so each stage gets its own wrapper.
+        training_step = self.accelerator.prepare_model(TrainingStep(model)) if self.accelerator else None
         optimizer = build_optimizer(
             model, options.optimizer, options.learning_rate, options.momentum, options.weight_decay,
             options.decay_norms_and_biases,
@@ -261,18 +298,24 @@ class DetectionTrainer:
         for stage_step in range(self.state.stage_step, self.steps_per_stage):
             enter_training_mode(model, stage)
             batch = self.make_batch(self.state.stage_index, stage_step)
-            losses = self._losses(batch, stage, proposal_network)
+            if training_step is None:
+                losses = self._losses(batch, stage, proposal_network)
+                loss_value, loss_terms = losses.loss, losses.loss_dict
+                to_minimise = losses.loss
+            else:
+                to_minimise, loss_value, loss_terms = self._distributed_losses(training_step, batch, stage,
+                                                                               proposal_network)  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
-            losses.loss.backward()
+            to_minimise.backward()
             if options.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(
                     [parameter for parameter in model.parameters() if parameter.requires_grad], options.max_grad_norm
                 )
             optimizer.step()
             scheduler.step()
-            if not math.isfinite(losses.loss.item()):
+            if not math.isfinite(loss_value.item()):
                 raise FasterRCNNHubError(
-                    f"The loss became {losses.loss.item()} at step {self.state.global_step + 1}; lower the "
+                    f"The loss became {loss_value.item()} at step {self.state.global_step + 1}; lower the "
                     "learning rate, lengthen the warm-up or set a gradient clip (--max-grad-norm)."
                 )
 
@@ -282,7 +325,7 @@ class DetectionTrainer:
             self.state.wall_seconds += now_wall - wall_start
             self.state.cpu_seconds += now_cpu - cpu_start
             wall_start, cpu_start = now_wall, now_cpu
-            window.append({"loss": losses.loss.item()} | {key: value.item() for key, value in losses.loss_dict.items()})
+            window.append({"loss": loss_value.item()} | {key: value.item() for key, value in loss_terms.items()})
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(stage=stage.name, loss=f"{window[-1]['loss']:.3f}",
@@ -315,9 +358,44 @@ class DetectionTrainer:
         features = model.fpn(model.backbone(pixel_values))
         return detection_losses(model, features, image_sizes, ground_truth, stage.losses, proposals)
 
+    def _distributed_losses(
+        self, training_step: Any, batch: dict[str, Any], stage: TrainingStage, proposal_network: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(what this process back-propagates, the loss of the global batch, its terms): see `data_parallel`."""
+        accelerator = self.accelerator
+        pixel_values = crop_to_batch_padding(batch["pixel_values"], batch.get("padded_sizes"))
+        local_size = torch.tensor(pixel_values.shape[-2:], device=self.device)
+        height, width = max_over_processes(accelerator, local_size).tolist()
+        pixel_values = pad_to(pixel_values, height, width)
+        image_sizes = batch["image_sizes"]
+        ground_truth = parse_labels(batch["labels"], pixel_values.size(0), self.model.config.num_classes, self.device)
+        proposals = proposals_of(proposal_network, pixel_values, image_sizes) if proposal_network is not None else None
+        weight = self._share_weight
+
+        def normalizer(local: float) -> float:
+            contribution = torch.tensor([local * weight], dtype=torch.float64, device=self.device)
+            return float(sum_over_processes(accelerator, contribution).item())
+
+        loss, terms = training_step(pixel_values, image_sizes, ground_truth, stage.losses, proposals, normalizer)
+        # DDP averages the processes' gradients; each term already divides by the global normaliser.
+        to_minimise = loss * (self.num_processes * weight)
+        names = list(terms)
+        local = torch.stack([terms[name].detach() for name in names]).to(torch.float64) * weight
+        totals = sum_over_processes(accelerator, local).to(loss.dtype)
+        return to_minimise, totals.sum(), dict(zip(names, totals))
+
+    def _wait_for_everyone(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+
     # ------------------------------------------------------------------ evaluation, logs, checkpoints
     def evaluate(self, stage: TrainingStage | None = None) -> dict[str, Any]:
-        """COCO box AP and VOC mAP@0.5 on the validation set; recorded in the state and returned."""
+        """COCO box AP and VOC mAP@0.5 on the validation set; recorded in the state and returned.
+
+        With several processes the main process evaluates while the others wait (and get `{}`)."""
+        if not self.is_main_process:
+            self._wait_for_everyone()
+            return {}
         from ..evaluation import coco_box_metrics, predict_coco_results, voc_mean_average_precision
 
         results = predict_coco_results(
@@ -335,6 +413,7 @@ class DetectionTrainer:
         }
         self.state.evaluations.append(record)
         self._emit(dict(record, kind="evaluation"))
+        self._wait_for_everyone()
         return record
 
     def _log(self, stage: TrainingStage, window: list[dict[str, float]], learning_rate: float) -> None:
@@ -350,16 +429,26 @@ class DetectionTrainer:
         self._emit(dict(record, kind="train"))
 
     def _emit(self, record: dict[str, Any]) -> None:
-        if self.on_log is not None:
+        if self.on_log is not None and self.is_main_process:
             self.on_log(record)
 
     def save(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> Path:
         state = dataclasses.asdict(self.state) | {"options": dataclasses.asdict(self.options)} | self.extra_state
         training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
-        return save_checkpoint(
-            self.output_dir, self.state.global_step, self.model, self.processor, training_state, state,
-            keep=self.options.keep_checkpoints,
-        )  # fmt: skip
+        if self.accelerator is not None:
+            from accelerate.utils import gather_object
+
+            # Every process draws its own samples: keep each one's random state, for an exact resume.
+            state["num_processes"] = self.num_processes
+            training_state["rng_per_process"] = gather_object([rng_state()])
+        path = self.output_dir / f"checkpoint-{self.state.global_step}"
+        if self.is_main_process:
+            path = save_checkpoint(
+                self.output_dir, self.state.global_step, self.model, self.processor, training_state, state,
+                keep=self.options.keep_checkpoints,
+            )  # fmt: skip
+        self._wait_for_everyone()
+        return path
 
     def _restore(self, checkpoint: Path) -> dict[str, Any] | None:
         training_state, saved = load_checkpoint_states(checkpoint)
@@ -368,15 +457,22 @@ class DetectionTrainer:
                 f"{checkpoint} is from a '{saved.get('options', {}).get('schedule')}' run; resume it with the same "
                 "--schedule."
             )
+        saved_processes = saved.get("num_processes", 1)
+        if saved_processes != self.num_processes:
+            raise FasterRCNNHubError(
+                f"{checkpoint} was written by a run on {saved_processes} process(es); resume it on as many "
+                f"(accelerate launch --num_processes {saved_processes}): each step's batch is --batch-size x processes "
+                "images, so another count would change the run."
+            )
         self.model.load_state_dict(load_file(str(checkpoint / "model.safetensors"), device=str(self.device)))
         fields = {item.name for item in dataclasses.fields(TrainerState)}
         self.state = TrainerState(**{key: value for key, value in saved.items() if key in fields})
-        restore_rng_state(training_state["rng"])
+        restore_rng_state(training_state.get("rng_per_process", [training_state["rng"]])[self.process_index])
         # A checkpoint written at the end of a stage holds that stage's optimizer; the next starts afresh.
         return training_state if self.state.stage_step > 0 else None
 
     def _progress_bar(self) -> Any:
-        if not self.options.progress_bar:
+        if not self.options.progress_bar or not self.is_main_process:
             return None
         from tqdm.auto import tqdm
 
@@ -388,11 +484,13 @@ class DetectionTrainer:
         return self.output_dir / ALTERNATING_DIR / f"{name}.safetensors"
 
     def _save_part_weights(self, name: str) -> None:
-        path = self._part_weights_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".tmp-{path.name}")
-        save_file({key: value.contiguous() for key, value in self.model.state_dict().items()}, str(temporary))
-        os.replace(temporary, path)
+        if self.is_main_process:
+            path = self._part_weights_path(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".tmp-{path.name}")
+            save_file({key: value.contiguous() for key, value in self.model.state_dict().items()}, str(temporary))
+            os.replace(temporary, path)
+        self._wait_for_everyone()
 
     def _load_part_weights(self, name: str, parts: Sequence[str]) -> None:
         weights = load_file(str(self._part_weights_path(name)), device=str(self.device))

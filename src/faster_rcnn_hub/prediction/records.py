@@ -1,0 +1,132 @@
+"""The JSON-lines output of `predict`: reading it back to resume, appending durably, and merging the parts that
+the processes of a multi-process run write.
+
+One line per image: `{"path": ..., "width": ..., "height": ..., "detections": [...]}`, or
+`{"path": ..., "error": ...}` for an image that could not be read. Each batch of lines is appended with one
+write, then flushed and fsync'ed, so a killed run loses at most the batch it was working on; a line torn by the
+kill (the last one) is cut off when the run is resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import PredictionOutputError
+
+PART_SUFFIX = ".part-"
+
+
+def part_path(output: Path, process_index: int) -> Path:
+    """The file process `process_index` appends to in a multi-process run: `OUT.jsonl.part-00003`."""
+    return output.with_name(f"{output.name}{PART_SUFFIX}{process_index:05d}")
+
+
+def part_paths(output: Path) -> list[Path]:
+    """Part files of earlier or current multi-process runs into `output` (any number of processes), sorted."""
+    return sorted(output.parent.glob(f"{glob_escape(output.name)}{PART_SUFFIX}[0-9]*"))
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{character}]" if character in "*?[" else character for character in name)
+
+
+def check_output_path(output: Path) -> None:
+    if output.is_dir():
+        raise PredictionOutputError(f"--output {output} is a folder; give a file name such as {output / 'detections.jsonl'}.")
+    if output.exists() and not output.is_file():
+        raise PredictionOutputError(f"--output {output} exists and is not a regular file.")
+
+
+def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """The records of a JSON-lines output file (none when it does not exist).
+
+    A last line that is not a complete JSON record was torn by a kill: it is ignored, and with `repair` cut off
+    the file, so that appending continues on a clean line. A bad line anywhere else means the file is not this
+    command's output, and nothing is touched.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    # Bytes after the last newline belong to a line whose write did not complete.
+    complete = data[: data.rfind(b"\n") + 1]
+    lines = complete.split(b"\n")[:-1]
+    records = []
+    kept = 0
+    for number, line in enumerate(lines, start=1):
+        record = _parse(line) if line.strip() else {}
+        if record is None:
+            if number == len(lines):
+                break  # a last line of garbage: the tail of a torn write
+            raise PredictionOutputError(
+                f"{path}, line {number}, is not a detection record ({line[:80]!r}); is it the output of predict? "
+                "Choose another --output, or remove the file."
+            )
+        if record:
+            records.append(record)
+        kept += len(line) + 1
+    if repair and kept < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return records
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        return None
+    return record
+
+
+def append_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append `records` as lines with one write, then flush and fsync: on disk once this returns."""
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    if not text:
+        return
+    with open(path, "ab") as handle:
+        handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def merge_parts(output: Path) -> int:
+    """Fold the part files into `output`: every path once (its first record, or its first
+    detections when an earlier attempt recorded an error), sorted by path, written
+    aside and renamed over `output`; then the parts are removed. Returns the number of records.
+
+    A kill at any point leaves the records readable: before the rename the parts and the old `output` are intact;
+    after it, parts that still exist only repeat what `output` holds, and reading drops the repeats.
+    """
+    by_path: dict[str, dict[str, Any]] = {}
+    parts = part_paths(output)
+    for source in [output, *parts]:
+        for record in read_records(source):
+            known = by_path.get(record["path"])
+            if known is None or ("error" in known and "error" not in record):  # a retried image replaces its error
+                by_path[record["path"]] = record
+    ordered = [by_path[key] for key in sorted(by_path)]
+    existing = read_records(output)
+    if not parts and existing == ordered:
+        return len(ordered)
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write("".join(json.dumps(record) + "\n" for record in ordered).encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    for part in parts:
+        part.unlink()
+    return len(ordered)
