@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .configuration_faster_rcnn import BLOCK_EXPANSION, FasterRCNNConfig
+from .fused_inference import FusedInferenceMixin, folded_conv
 
 
 def _batch_norm(channels: int, eps: float) -> nn.BatchNorm2d:
@@ -25,8 +26,12 @@ class Shortcut(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(hidden_states))
 
+    def fused(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The inference path of `forward` (see `fused_inference.py`)."""
+        return folded_conv(self.conv, self.norm)(hidden_states)
 
-class BasicBlock(nn.Module):
+
+class BasicBlock(FusedInferenceMixin, nn.Module):
     """Two 3x3 convolutions (ResNet-18/34)."""
 
     expansion = BLOCK_EXPANSION["basic"]
@@ -52,13 +57,17 @@ class BasicBlock(nn.Module):
         self.shortcut = shortcut
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.runs_fused(self.conv1.weight):
+            identity = hidden_states if self.shortcut is None else self.shortcut.fused(hidden_states)
+            out = folded_conv(self.conv1, self.bn1)(hidden_states, relu=True)
+            return folded_conv(self.conv2, self.bn2)(out, relu=True, residual=identity)
         identity = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
         out = self.relu(self.bn1(self.conv1(hidden_states)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(FusedInferenceMixin, nn.Module):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand (ResNet-50 and deeper, ResNeXt).
 
     `style="pytorch"` strides the 3x3 convolution, `style="caffe"` the first 1x1.
@@ -104,6 +113,11 @@ class Bottleneck(nn.Module):
         self.shortcut = shortcut
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.runs_fused(self.conv1.weight):
+            identity = hidden_states if self.shortcut is None else self.shortcut.fused(hidden_states)
+            out = folded_conv(self.conv1, self.bn1)(hidden_states, relu=True)
+            out = folded_conv(self.conv2, self.bn2)(out, relu=True)
+            return folded_conv(self.conv3, self.bn3)(out, relu=True, residual=identity)
         identity = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
         out = self.relu(self.bn1(self.conv1(hidden_states)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -111,7 +125,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class Stem(nn.Module):
+class Stem(FusedInferenceMixin, nn.Module):
     """7x7 stride-2 convolution, BatchNorm, ReLU and 3x3 stride-2 max-pooling."""
 
     def __init__(self, out_channels: int, eps: float, in_channels: int = 3) -> None:
@@ -122,6 +136,9 @@ class Stem(nn.Module):
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.runs_fused(self.conv.weight):
+            # Channels-last from here on: the layout oneDNN's kernels read and write without reordering.
+            return self.pool(folded_conv(self.conv, self.norm)(pixel_values, relu=True))
         return self.pool(self.relu(self.norm(self.conv(pixel_values))))
 
 

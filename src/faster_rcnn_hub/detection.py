@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from huggingface_hub.utils import tqdm
 
 from .errors import FasterRCNNHubError
+from .fused_inference import cpu_runs_fast
 from .image_io import load_image, to_rgb_array
 from .image_processing_faster_rcnn import FasterRCNNImageProcessor
 from .modeling_faster_rcnn import FasterRCNNForObjectDetection
@@ -33,19 +35,35 @@ class Detection:
         return {"label": self.label, "label_id": self.label_id, "score": self.score, "box": self.box}
 
 
+NETWORK_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 class Detector:
     """A converted Faster R-CNN and its processor, ready to run.
 
     Args:
         model: Path or Hub id of a converted model folder.
         device: Where to run (`"cpu"`, `"cuda"`, ...); defaults to CUDA when available.
+        dtype: The network's dtype: `"float32"` (default; mmdetection's detections), or `"bfloat16"` /
+            `"float16"` for speed on GPUs and CPUs with half-precision units (box decoding and NMS stay float32).
     """
 
-    def __init__(self, model: str | os.PathLike, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self, model: str | os.PathLike, device: str | torch.device | None = None, dtype: str = "float32"
+    ) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype not in NETWORK_DTYPES:
+            raise FasterRCNNHubError(f"dtype must be one of {sorted(NETWORK_DTYPES)}, got {dtype!r}.")
         self.device = torch.device(device)
-        self.model = FasterRCNNForObjectDetection.from_pretrained(str(model)).to(self.device).eval()
+        if self.device.type == "cpu" and not cpu_runs_fast(NETWORK_DTYPES[dtype]):
+            warnings.warn(
+                f"This CPU has no {dtype} units (torch reports ISA {torch.backends.cpu.get_cpu_capability()}): "
+                f"a {dtype} network runs several times slower here than float32. Use float32 on this machine.",
+                stacklevel=2,
+            )
+        self.model = FasterRCNNForObjectDetection.from_pretrained(str(model), dtype=NETWORK_DTYPES[dtype])
+        self.model = self.model.to(self.device).eval()
         self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))
 
     def __call__(self, image: Any, threshold: float = 0.5) -> list[Detection]:

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused_inference import FusedInferenceMixin, folded_conv
 
-class FeaturePyramidNetwork(nn.Module):
+
+class FeaturePyramidNetwork(FusedInferenceMixin, nn.Module):
     """1x1 lateral convolutions, a nearest-neighbour top-down path and 3x3 output convolutions.
 
     Levels beyond the backbone's are made by `max_pool2d(kernel_size=1, stride=2)` of the last output.
@@ -29,12 +31,26 @@ class FeaturePyramidNetwork(nn.Module):
         )
 
     def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if self.runs_fused(self.output_convs[0].weight):
+            return self._forward_fused(features)
         laterals = [conv(feature) for conv, feature in zip(self.lateral_convs, features)]
         for index in range(len(laterals) - 1, 0, -1):
             laterals[index - 1] = laterals[index - 1] + F.interpolate(
                 laterals[index], size=laterals[index - 1].shape[2:], mode="nearest"
             )
         outputs = [conv(lateral) for conv, lateral in zip(self.output_convs, laterals)]
+        while len(outputs) < self.num_outs:
+            outputs.append(F.max_pool2d(outputs[-1], 1, stride=2))
+        return outputs
+
+    def _forward_fused(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        # The same sums in the same order, `(conv + bias) + upsampled`, with each addition fused into its
+        # lateral convolution.
+        laterals = [folded_conv(self.lateral_convs[-1])(features[-1])]
+        for conv, feature in zip(reversed(self.lateral_convs[:-1]), reversed(features[:-1])):
+            upsampled = F.interpolate(laterals[0], size=feature.shape[2:], mode="nearest")
+            laterals.insert(0, folded_conv(conv)(feature, residual=upsampled))
+        outputs = [folded_conv(conv)(lateral) for conv, lateral in zip(self.output_convs, laterals)]
         while len(outputs) < self.num_outs:
             outputs.append(F.max_pool2d(outputs[-1], 1, stride=2))
         return outputs

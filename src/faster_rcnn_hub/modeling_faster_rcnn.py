@@ -15,6 +15,7 @@ from .backbone import BasicBlock, Bottleneck, ResNetBackbone
 from .configuration_faster_rcnn import FasterRCNNConfig
 from .errors import InvalidImageError
 from .fpn import FeaturePyramidNetwork
+from .fused_inference import FusedInferenceMixin
 from .padded_batches import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
 from .pipeline_logging import hide_unlisted_model_error
 from .roi_heads import Detections, RoIHeads
@@ -165,6 +166,19 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                     module.eval()
         return self
 
+    def enable_fused_inference(self, enabled: bool = True) -> FasterRCNNForObjectDetection:
+        """Switch the fused inference path (see `fused_inference.py`) on (the default) or off.
+
+        Fused, each convolution runs with its frozen BatchNorm folded in, channels-last, with its ReLU and residual
+        addition in the same kernel, and RoIAlign gathers on all threads: same detections, to float32 rounding,
+        in less time. Off, every layer runs as mmdetection's does. Training and gradient-tracking calls always
+        take the unfused path.
+        """
+        for module in self.modules():
+            if isinstance(module, FusedInferenceMixin):
+                module.fuse_for_inference = enabled
+        return self
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -215,7 +229,9 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                     output = run_in_groups(self.forward, groups, pixel_values, image_sizes, original_sizes)
                     return output if return_dict else output.to_tuple()
 
-        pyramid = self.fpn(self.backbone(pixel_values))
+        # A model loaded or cast to bfloat16/float16 runs its network in that dtype; proposals, RoIAlign, box
+        # decoding and NMS stay in float32 (see rpn.py and roi_heads.py), and so do the outputs.
+        pyramid = self.fpn(self.backbone(pixel_values.to(self.dtype)))
         losses = None
         if labels is not None:
             training = _training_losses_module()
@@ -295,8 +311,8 @@ def _training_losses_module():
 
 def _pad_detections(detections: list[Detections], count: int, reference: torch.Tensor) -> dict[str, torch.Tensor]:
     batch = len(detections)
-    boxes = reference.new_zeros((batch, count, 4))
-    scores = reference.new_zeros((batch, count))
+    boxes = reference.new_zeros((batch, count, 4), dtype=torch.float32)
+    scores = reference.new_zeros((batch, count), dtype=torch.float32)
     labels = torch.full((batch, count), -1, dtype=torch.long, device=reference.device)
     numbers = torch.zeros(batch, dtype=torch.long, device=reference.device)
     for index, detection in enumerate(detections):
@@ -310,8 +326,8 @@ def _pad_detections(detections: list[Detections], count: int, reference: torch.T
 
 def _pad_proposals(proposals: list[Proposals], count: int, reference: torch.Tensor) -> dict[str, torch.Tensor]:
     batch = len(proposals)
-    boxes = reference.new_zeros((batch, count, 4))
-    scores = reference.new_zeros((batch, count))
+    boxes = reference.new_zeros((batch, count, 4), dtype=torch.float32)
+    scores = reference.new_zeros((batch, count), dtype=torch.float32)
     numbers = torch.zeros(batch, dtype=torch.long, device=reference.device)
     for index, proposal in enumerate(proposals):
         kept = proposal.scores.size(0)

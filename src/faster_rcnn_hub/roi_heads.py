@@ -13,7 +13,9 @@ from torchvision.ops import roi_align
 
 from .box_coder import DeltaXYWHBoxCoder
 from .configuration_faster_rcnn import FasterRCNNConfig
+from .fused_inference import FusedInferenceMixin
 from .nms import batched_nms
+from .roi_align_gather import roi_align_gather
 from .shared_res5_head import SharedRes5Head
 from .soft_nms import batched_soft_nms
 
@@ -36,11 +38,12 @@ def boxes_to_rois(boxes_per_image: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(rois, dim=0)
 
 
-class MultiLevelRoIAlign(nn.Module):
+class MultiLevelRoIAlign(FusedInferenceMixin, nn.Module):
     """RoIAlign of each RoI on the pyramid level that matches its size (mmdetection's `SingleRoIExtractor`).
 
     A RoI of scale `sqrt(w * h)` goes to level `floor(log2(scale / finest_scale + 1e-6))`, clamped to the
-    available levels.
+    available levels. At inference on a CPU the pooling is `roi_align_gather` (multi-threaded, reads the
+    channels-last pyramid as it is); otherwise torchvision's `roi_align`.
     """
 
     def __init__(self, featmap_strides: Sequence[int], output_size: int, sampling_ratio: int, aligned: bool,
@@ -63,8 +66,9 @@ class MultiLevelRoIAlign(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
         features = features[: self.num_levels]
-        rois = rois.type_as(features[0])
-        pooled = features[0].new_zeros(rois.size(0), features[0].size(1), *self.output_size)
+        # Pooling runs in float32 whatever the network's dtype: RoI coordinates need float32's precision.
+        rois = rois.float()
+        pooled = rois.new_zeros(rois.size(0), features[0].size(1), *self.output_size)
         if rois.size(0) == 0:
             return pooled
         if self.num_levels == 1:
@@ -77,6 +81,11 @@ class MultiLevelRoIAlign(nn.Module):
         return pooled
 
     def _align(self, feature: torch.Tensor, rois: torch.Tensor, level: int) -> torch.Tensor:
+        feature = feature.float()
+        if feature.device.type == "cpu" and self.runs_fused(feature):
+            return roi_align_gather(
+                feature, rois, self.output_size, self.spatial_scales[level], self.sampling_ratio, self.aligned
+            )
         return roi_align(
             feature,
             rois,
@@ -177,7 +186,9 @@ class RoIHeads(nn.Module):
         rois = boxes_to_rois(proposals)
         if rois.size(0) == 0:
             return [self._empty(features[0]) for _ in proposals]
-        class_logits, box_deltas = self.box_predictor(self.box_head(self.roi_align(features, rois)))
+        pooled = self.roi_align(features, rois).to(self.box_predictor.cls_score.weight.dtype)
+        class_logits, box_deltas = self.box_predictor(self.box_head(pooled))
+        class_logits, box_deltas = class_logits.float(), box_deltas.float()
         counts = [boxes.size(0) for boxes in proposals]
         resized = image_sizes.tolist()
         original = original_sizes.tolist()
@@ -190,8 +201,8 @@ class RoIHeads(nn.Module):
 
     def _empty(self, reference: torch.Tensor) -> Detections:
         return Detections(
-            boxes=reference.new_zeros((0, 4)),
-            scores=reference.new_zeros((0,)),
+            boxes=reference.new_zeros((0, 4), dtype=torch.float32),
+            scores=reference.new_zeros((0,), dtype=torch.float32),
             labels=torch.zeros((0,), dtype=torch.long, device=reference.device),
         )
 

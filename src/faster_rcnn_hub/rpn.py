@@ -12,6 +12,7 @@ from torch import nn
 from .anchors import AnchorGenerator
 from .box_coder import DeltaXYWHBoxCoder
 from .configuration_faster_rcnn import FasterRCNNConfig
+from .fused_inference import FusedInferenceMixin, folded_conv
 from .nms import batched_nms
 
 
@@ -23,7 +24,7 @@ class Proposals:
     scores: torch.Tensor
 
 
-class RPNHead(nn.Module):
+class RPNHead(FusedInferenceMixin, nn.Module):
     """3x3 convolution + ReLU, then one objectness logit and four box deltas per anchor and location."""
 
     def __init__(self, in_channels: int, feat_channels: int, num_anchors: int) -> None:
@@ -34,10 +35,16 @@ class RPNHead(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         objectness, box_deltas = [], []
+        fused = self.runs_fused(self.conv.weight)
         for feature in features:
-            hidden = F.relu(self.conv(feature))
-            objectness.append(self.objectness(hidden))
-            box_deltas.append(self.box_deltas(hidden))
+            if fused:
+                hidden = folded_conv(self.conv)(feature, relu=True)
+                objectness.append(folded_conv(self.objectness)(hidden))
+                box_deltas.append(folded_conv(self.box_deltas)(hidden))
+            else:
+                hidden = F.relu(self.conv(feature))
+                objectness.append(self.objectness(hidden))
+                box_deltas.append(self.box_deltas(hidden))
         return objectness, box_deltas
 
 
@@ -68,8 +75,12 @@ class RegionProposalNetwork(nn.Module):
             image_sizes: `(batch, 2)` resized, unpadded `(height, width)` of each image; boxes are clipped to it.
         """
         objectness, box_deltas = self.head(features)
+        # A bfloat16/float16 network still ranks, decodes and suppresses in float32: half-precision box
+        # coordinates are off by up to a few pixels at 1000 px.
+        objectness = [level.float() for level in objectness]
+        box_deltas = [level.float() for level in box_deltas]
         anchors = self.anchor_generator.grid_anchors(
-            [feature.shape[-2:] for feature in features], device=features[0].device, dtype=features[0].dtype
+            [feature.shape[-2:] for feature in features], device=features[0].device, dtype=torch.float32
         )
         sizes = image_sizes.tolist()
         return [

@@ -82,11 +82,11 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     return str(model)  # a Hub id
 
 
-def _load_detector(model: str, device: Any) -> Any:
+def _load_detector(model: str, device: Any, dtype: str) -> Any:
     from ..detection import Detector
 
     try:
-        return Detector(model, device=device)
+        return Detector(model, device=device, dtype=dtype)
     except OSError as error:
         raise ModelNotFoundError(f"Cannot load the model {model!r}: {error}") from error
 
@@ -122,6 +122,7 @@ def predict_to_jsonl(
     batch_size: int = 4,
     num_workers: int = 2,
     device: str | None = None,
+    dtype: str = "float32",
     retry_errors: bool = False,
     progress: bool = True,
 ) -> PredictionSummary:
@@ -140,6 +141,7 @@ def predict_to_jsonl(
         batch_size: Images per forward pass (per process).
         num_workers: Data-loader processes decoding images (0: in the main process).
         device: Device of a single-process run (ignored under a multi-process launch: each process gets its own).
+        dtype: The network's dtype (see `Detector`): `"float32"`, `"bfloat16"` or `"float16"`.
         retry_errors: Try again the images the output records as unreadable.
         progress: Show a progress bar (the main process's share).
     """
@@ -163,7 +165,7 @@ def predict_to_jsonl(
         raise plan
     batches, matched, already_done = plan
 
-    detector = _load_detector(model_source, processes.device)
+    detector = _load_detector(model_source, processes.device, dtype)
     share = processes.share(batches)
     target = output if processes.num_processes == 1 else part_path(output, processes.index)
     predicted, errors = _predict_share(detector, share, target, threshold, batch_size, num_workers,

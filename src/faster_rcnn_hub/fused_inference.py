@@ -1,0 +1,158 @@
+"""Fused inference: each convolution with the frozen BatchNorm after it folded in, run on channels-last tensors.
+
+The model keeps mmdetection's layers (`Conv2d`, `BatchNorm2d`, ...): its state dict, `save_pretrained` files and
+training see exactly the checkpoint's parameters. At inference (eval mode, no gradient wanted) each convolution
+runs instead from a derived copy: `weight * gamma / sqrt(var + eps)` and the matching bias, computed in float64 and
+rounded once to the compute dtype. On a CPU the copy runs through oneDNN's fused kernels (convolution + bias +
+ReLU, or + residual + ReLU, in one pass over memory); elsewhere through `conv2d` and in-place ReLU.
+
+Folding changes float rounding, not the function: the outputs differ from the unfused ones by float32 rounding
+(about 1e-6 relative), well inside the fixtures' parity tolerance, which the parity tests check on every model.
+
+The copies are cached per convolution and rebuilt when any source tensor changes: a new device or dtype
+(`model.to(...)`), an in-place update (training, `load_state_dict`) or a replaced parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_FOLDED: weakref.WeakKeyDictionary[nn.Conv2d, FoldedConv] = weakref.WeakKeyDictionary()
+
+
+class FusedInferenceMixin:
+    """For modules with a fused inference path: `fuse_for_inference` switches it off (it is on by default)."""
+
+    fuse_for_inference: bool = True
+
+    def runs_fused(self, *sources: torch.Tensor) -> bool:
+        """Whether this forward may take the inference path: eval mode, and no gradient wanted for `sources`
+        (the weights the fused path would copy, or the inputs it would read without autograd)."""
+        return (
+            self.fuse_for_inference
+            and not self.training
+            and not (torch.is_grad_enabled() and any(source.requires_grad for source in sources))
+        )
+
+
+def _source_key(tensors: tuple[torch.Tensor | None, ...]) -> tuple:
+    return tuple(
+        None if tensor is None else (tensor.data_ptr(), tensor._version, tensor.device, tensor.dtype)
+        for tensor in tensors
+    )
+
+
+@functools.cache
+def _fused_kernels_available() -> bool:
+    # oneDNN's fused convolution op is what torch.compile's CPU backend emits; a torch build without it (or a
+    # future one that renames it) falls back to conv2d + in-place ReLU.
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def mkldnn_supports(tensor: torch.Tensor) -> bool:
+    """Whether oneDNN's fused convolution kernels take this tensor on this machine (CPU; float32, or bfloat16 /
+    float16 where the CPU has the instructions)."""
+    if tensor.device.type != "cpu" or not _fused_kernels_available():
+        return False
+    if tensor.dtype == torch.float32:
+        return True
+    if tensor.dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if tensor.dtype == torch.float16:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    return False
+
+
+def cpu_runs_fast(dtype: torch.dtype) -> bool:
+    """Whether this CPU has native units for `dtype`'s convolutions (always for float32; bfloat16 and float16
+    need AVX-512 BF16/FP16 or AMX, which oneDNN reports). Without them a half-precision network is emulated and
+    runs several times slower than float32."""
+    if dtype == torch.float32:
+        return True
+    return mkldnn_supports(torch.empty(0, dtype=dtype))
+
+
+@dataclass
+class FoldedConv:
+    """A convolution with its BatchNorm folded in: `weight`, `bias` and the convolution's geometry."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    stride: list[int]
+    padding: list[int]
+    dilation: list[int]
+    groups: int
+    source_key: tuple
+
+    def __call__(
+        self, hidden_states: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`relu?(conv(x) + bias [+ residual])`, on a channels-last `x`; the result is channels-last."""
+        hidden_states = hidden_states.contiguous(memory_format=torch.channels_last)
+        if mkldnn_supports(hidden_states):
+            geometry = (self.padding, self.stride, self.dilation, self.groups)
+            unary = "relu" if relu else "none"
+            if residual is None:
+                return torch.ops.mkldnn._convolution_pointwise(
+                    hidden_states, self.weight, self.bias, *geometry, unary, [], ""
+                )
+            residual = residual.contiguous(memory_format=torch.channels_last)
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                hidden_states, residual, self.weight, self.bias, *geometry, "add", None, unary if relu else None, [], ""
+            )
+        output = F.conv2d(hidden_states, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if residual is not None:
+            output += residual
+        return output.relu_() if relu else output
+
+
+def folded_conv(conv: nn.Conv2d, norm: nn.BatchNorm2d | None = None) -> FoldedConv:
+    """The inference copy of `conv` followed by the eval-mode BatchNorm `norm` (or `conv` alone), cached."""
+    sources = (conv.weight, conv.bias)
+    if norm is not None:
+        sources += (norm.weight, norm.bias, norm.running_mean, norm.running_var)
+    key = _source_key(sources)
+    cached = _FOLDED.get(conv)
+    if cached is not None and cached.source_key == key:
+        return cached
+    folded = _fold(conv, norm, key)
+    _FOLDED[conv] = folded
+    return folded
+
+
+def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d | None, key: tuple) -> FoldedConv:
+    # Computed outside any inference_mode so that the copies stay usable in later plain no_grad calls.
+    with torch.inference_mode(False), torch.no_grad():
+        dtype = conv.weight.dtype
+        weight = conv.weight.detach().double()
+        if conv.bias is not None:
+            bias = conv.bias.detach().double()
+        else:
+            bias = torch.zeros(weight.size(0), dtype=torch.float64, device=weight.device)
+        if norm is not None:
+            scale = norm.weight.detach().double() / torch.sqrt(norm.running_var.detach().double() + norm.eps)
+            weight = weight * scale[:, None, None, None]
+            bias = (bias - norm.running_mean.detach().double()) * scale + norm.bias.detach().double()
+        return FoldedConv(
+            weight=weight.to(dtype).contiguous(),
+            bias=bias.to(dtype),
+            stride=list(conv.stride),
+            padding=list(conv.padding),
+            dilation=list(conv.dilation),
+            groups=conv.groups,
+            source_key=key,
+        )
+
+
+__all__ = ["FoldedConv", "FusedInferenceMixin", "cpu_runs_fast", "folded_conv", "mkldnn_supports"]
