@@ -342,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     batch = mixed_batch()
     report: dict[str, Any] = {"machine": machine_description(device), "inputs": {
         "model": str(model_dir), "image": args.image, "batch": "8 mixed sizes (fixture images and 2 crops)",
-        "runs": args.runs, "warmup": args.warmup, "device": str(device)}}  # fmt: skip
+        "runs": args.runs, "warmup": args.warmup, "batch_runs": args.batch_runs, "device": str(device)}}  # fmt: skip
     notes = []
     if "mmdetection" in args.others and mmdetection_note():
         notes.append(f"mmdetection skipped: {mmdetection_note()}")
@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(json.dumps(report["latency_s"]), flush=True)
     if not args.skip_batch:
         print("batch of 8 vs one at a time ...", flush=True)
-        batch_runs = max(1, args.runs // 2)
+        batch_runs = args.batch_runs
         batching = [contender for contender in contenders if contender.name in args.batch_contenders]
         batched = alternate(batching, lambda contender: contender.detect(batch), batch_runs, 1, device)
         one_by_one = alternate(
@@ -452,6 +452,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--batch-runs", type=int, default=2,
+                        help="timed rounds of the batch-of-8 measurement, after one warm-up (default 2)")  # fmt: skip
     parser.add_argument("--image", default="coffee.png", help="fixture image for latency (default coffee.png)")
     parser.add_argument("--model", help="converted model folder (default: the fixtures' seeded r50_fpn_1x_coco)")
     parser.add_argument("--cache", default=str(ROOT / "benchmarks" / ".cache"), help="where the seeded model goes")
