@@ -43,6 +43,24 @@ def _launch(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+def _kill_launch(process: subprocess.Popen) -> None:
+    """SIGKILL a launch and every process it started, and wait until all are gone. torchrun starts its workers in
+    sessions of their own, so killing the launcher's process group alone would leave them running (and writing)."""
+    import psutil  # accelerate's dependency
+
+    launcher = psutil.Process(process.pid)
+    doomed = [launcher, *launcher.children(recursive=True)]
+    os.killpg(process.pid, signal.SIGKILL)
+    for member in doomed:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(doomed, timeout=60)
+    assert not alive, f"processes of the launch survived SIGKILL: {alive}"
+    process.wait()
+
+
 def _in_one_thread(arguments: list[str]) -> int:
     """Run the command in this process with one thread, as accelerate runs each launched process: float results
     depend on the thread count."""
@@ -93,8 +111,7 @@ def test_predict_on_two_processes_equals_one_process_and_survives_a_kill(image_f
     while sum(len(read_records(part)) for part in part_paths(output)) < 4:
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    _kill_launch(process)
     parts = part_paths(output)
     done_before = sum(len(read_records(part)) for part in parts)
     assert 4 <= done_before < 41 and not output.exists()
