@@ -40,11 +40,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from faster_rcnn_hub.detection import NETWORK_DTYPES
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 IMAGES = FIXTURES / "images"
 CASE = "r50_fpn_1x_coco"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # A reduced-precision detection "keeps" a float32 one when it has the same label, IoU >= this and a score within
 # LOOSE_SCORE_DIFFERENCE: the fixtures' rule with looser tolerances (theirs are IoU 0.99 and 1e-3).
 LOOSE_IOU = 0.9
@@ -116,7 +117,8 @@ class Ours(Contender):
         self.name = f"ours-{dtype}" + ("" if fused else "-unfused")
         self.device = device
         self.processor = FasterRCNNImageProcessor.from_pretrained(model_dir)
-        self.model = FasterRCNNForObjectDetection.from_pretrained(model_dir, dtype=DTYPES[dtype]).to(device).eval()
+        self.model = FasterRCNNForObjectDetection.from_pretrained(model_dir, dtype=NETWORK_DTYPES[dtype])
+        self.model = self.model.to(device).eval()
         self.fused = fused
         self.model.enable_fused_inference(fused)
 
@@ -375,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             report["gflop_per_forward"][contender.name] = forward_flops(contender, single[0]) / 1e9
     report["conv3x3_gflops_per_s"] = {
-        name: conv_throughput(device, DTYPES[name]) for name in sorted({"float32", *args.dtypes})
+        name: conv_throughput(device, NETWORK_DTYPES[name]) for name in sorted({"float32", *args.dtypes})
     }
     report["fraction_of_conv_throughput"] = {
         contender.name: report["gflop_per_forward"][contender.name] / report["latency_s"][contender.name]
@@ -473,9 +475,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--measure-memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = set(args.dtypes) - set(DTYPES)
+    unknown = set(args.dtypes) - set(NETWORK_DTYPES)
     if unknown:
-        parser.error(f"unknown dtype(s) {sorted(unknown)}; choose from {sorted(DTYPES)}")
+        parser.error(f"unknown dtype(s) {sorted(unknown)}; choose from {sorted(NETWORK_DTYPES)}")
     return args
 
 
