@@ -14,7 +14,7 @@ from transformers import pipeline
 from conftest import IMAGES
 from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor, InvalidImageError
 from faster_rcnn_hub.detection import Detector
-from faster_rcnn_hub.image_io import to_rgb_array
+from faster_rcnn_hub.models.faster_rcnn.image_io import to_rgb_array
 from parity import assert_matches, compare_detections
 
 TINY = "tiny_r50_fpn_coco"

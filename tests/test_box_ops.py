@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from faster_rcnn_hub.anchors import AnchorGenerator
-from faster_rcnn_hub.box_coder import DeltaXYWHBoxCoder
-from faster_rcnn_hub.nms import batched_nms, nms
-from faster_rcnn_hub.soft_nms import batched_soft_nms, soft_nms
+from faster_rcnn_hub.models.faster_rcnn.boxes import AnchorGenerator
+from faster_rcnn_hub.models.faster_rcnn.boxes import DeltaXYWHBoxCoder
+from faster_rcnn_hub.models.faster_rcnn.nms import batched_nms, nms
+from faster_rcnn_hub.models.faster_rcnn.nms import batched_soft_nms, soft_nms
 
 
 def test_decode_matches_mmdetection_documented_example():

@@ -25,7 +25,7 @@ from faster_rcnn_hub import (
 )
 from faster_rcnn_hub.conversion import convert_checkpoint, rename_key
 from faster_rcnn_hub.conversion.classes import VOC_CLASSES
-from faster_rcnn_hub.remote_code import remote_code_files
+from faster_rcnn_hub.hub.remote_code import remote_code_files
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_COCO = MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"

@@ -9,7 +9,7 @@ from faster_rcnn_hub import FasterRCNNForObjectDetection
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.default_model import default_model_dir, example_image_path
 from faster_rcnn_hub.detection import Detector
-from faster_rcnn_hub.synthetic import SHAPE_CLASSES, SyntheticSpec, generate_image, write_dataset
+from faster_rcnn_hub.data.synthetic import SHAPE_CLASSES, SyntheticSpec, generate_image, write_dataset
 from faster_rcnn_hub.training.default_recipe import HELD_OUT_SEED, IMAGE_SIZE
 
 

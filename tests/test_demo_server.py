@@ -29,7 +29,7 @@ from conftest import IMAGES
 from faster_rcnn_hub.demo.analysis import DISPLAY_MAX_SIDE, TABLE_HEADERS, annotate_for_display
 from faster_rcnn_hub.demo.interface import API_NAME, EXAMPLES_DIR
 from faster_rcnn_hub.detection import Detector
-from faster_rcnn_hub.image_io import load_image
+from faster_rcnn_hub.models.faster_rcnn.image_io import load_image
 
 TINY = "tiny_r50_fpn_coco"
 # Importing torch, transformers and gradio on two busy cores can take a minute; the server gets five.

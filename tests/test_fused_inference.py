@@ -10,7 +10,7 @@ from torchvision.ops import roi_align
 from conftest import IMAGES
 from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor
 from faster_rcnn_hub.default_model import default_model_dir, example_image_path
-from faster_rcnn_hub.roi_align_gather import roi_align_gather
+from faster_rcnn_hub.models.faster_rcnn.roi_align import roi_align_gather
 
 TINY = "tiny_r50_fpn_coco"
 
@@ -108,7 +108,7 @@ def test_reduced_precision_keeps_the_float32_detections(dtype):
 
 
 def test_detector_refuses_an_unknown_dtype_and_warns_where_half_precision_is_slow(monkeypatch):
-    from faster_rcnn_hub import detection
+    from faster_rcnn_hub.detection import detector as detection
     from faster_rcnn_hub.errors import FasterRCNNHubError
 
     with pytest.raises(FasterRCNNHubError, match="dtype must be one of"):

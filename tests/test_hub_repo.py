@@ -20,7 +20,8 @@ from huggingface_hub.repocard_data import eval_results_to_model_index
 from PIL import Image
 
 from conftest import IMAGES, MMDET
-from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor, hub
+from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor
+from faster_rcnn_hub.hub import upload as hub
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.conversion import convert_checkpoint
 from faster_rcnn_hub.hub import upload_plan
@@ -34,7 +35,7 @@ REMOTE_IMAGES = ["chelsea.png", "wide_pattern.png", "tiny_noise.png"]
 @pytest.fixture(scope="module")
 def zoo_model(tmp_path_factory) -> tuple[Path, object]:
     """The tiny checkpoint converted as a model-zoo checkpoint (so its card has a box AP): (folder, entry)."""
-    from faster_rcnn_hub import zoo
+    from faster_rcnn_hub.zoo import table as zoo
 
     folder = tmp_path_factory.mktemp("zoo-model")
     filename, data, entry = tiny_zoo_checkpoint()
@@ -133,9 +134,19 @@ print(json.dumps({"model": results, "pipeline": detector(images, threshold=0.0, 
 """
 
 
-def test_folder_loads_as_remote_code_where_the_package_is_not_installed(zoo_model, tmp_path):
-    # A copy with a smaller test scale keeps the network cheap; what is tested is the loading, not the scale.
+# The model code converted folders carried before the package's layout changed (faster-rcnn-hub 0.1.0, flat
+# modules): such folders must keep loading, with and without the package.
+CODE_BEFORE_LAYOUT = Path(__file__).parent / "fixtures" / "remote_code_v0.1.0"
+
+
+@pytest.mark.parametrize("code", ["current", "v0.1.0"])
+def test_folder_loads_as_remote_code_where_the_package_is_not_installed(zoo_model, tmp_path, code):
     folder = Path(shutil.copytree(zoo_model[0], tmp_path / "tiny-r50-fpn-coco"))
+    if code == "v0.1.0":
+        for path in folder.glob("*.py"):
+            path.unlink()
+        for path in CODE_BEFORE_LAYOUT.glob("*.py"):
+            shutil.copyfile(path, folder / path.name)
     settings = json.loads((folder / "preprocessor_config.json").read_text())
     settings["size"] = {"longest_edge": 400, "shortest_edge": 240}
     (folder / "preprocessor_config.json").write_text(json.dumps(settings))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import IMAGES, case_images, reference, resized_image_path
 from faster_rcnn_hub import FasterRCNNImageProcessor, InvalidConfigError, InvalidImageError
-from faster_rcnn_hub.image_processing_faster_rcnn import rescaled_size
+from faster_rcnn_hub.models.faster_rcnn.image_processing_faster_rcnn import rescaled_size
 
 SCALES = {"1333x800": {"longest_edge": 1333, "shortest_edge": 800}, "1000x600": {"longest_edge": 1000, "shortest_edge": 600}}
 RESIZE_CASES = [("tiny_r50_fpn_coco", image) for image in case_images("tiny_r50_fpn_coco")] + [

@@ -30,8 +30,8 @@ from faster_rcnn_hub import (
 )
 from faster_rcnn_hub.conversion import convert_checkpoint, load_mmdet_checkpoint
 from faster_rcnn_hub.detection import Detector
-from faster_rcnn_hub.image_io import MAX_IMAGE_PIXELS
-from faster_rcnn_hub.image_processing_faster_rcnn import rescaled_size
+from faster_rcnn_hub.models.faster_rcnn.image_io import MAX_IMAGE_PIXELS
+from faster_rcnn_hub.models.faster_rcnn.image_processing_faster_rcnn import rescaled_size
 
 TINY = "tiny_r50_fpn_coco"
 TINY_CHECKPOINT = MMDET / TINY / f"{TINY}.pth"

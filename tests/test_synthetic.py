@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from faster_rcnn_hub.cli import main
-from faster_rcnn_hub.synthetic import SHAPE_CLASSES, SyntheticSpec, generate_image
+from faster_rcnn_hub.data.synthetic import SHAPE_CLASSES, SyntheticSpec, generate_image
 from faster_rcnn_hub.training.data import CocoDetectionDataset
 
 SPEC = SyntheticSpec(image_size=(128, 160))

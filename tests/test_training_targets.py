@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from faster_rcnn_hub.box_coder import DeltaXYWHBoxCoder
+from faster_rcnn_hub.models.faster_rcnn.boxes import DeltaXYWHBoxCoder
 from faster_rcnn_hub.errors import InvalidConfigError
 from faster_rcnn_hub.training.assigner import MaxIoUAssigner, box_iou
 from faster_rcnn_hub.training.losses import l1_loss, sigmoid_cross_entropy, softmax_cross_entropy
 from faster_rcnn_hub.training.sampler import RandomSampler
-from faster_rcnn_hub.training_settings import TrainingSettings
+from faster_rcnn_hub.models.faster_rcnn.training_settings import TrainingSettings
 from faster_rcnn_hub.training.targets import anchor_targets, roi_targets, valid_anchor_mask
 
 

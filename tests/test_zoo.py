@@ -12,7 +12,7 @@ import yaml
 
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNImageProcessor
 from faster_rcnn_hub.cli import main
-from faster_rcnn_hub.conversion import config_mapping, settings_from_mmdet_config
+from faster_rcnn_hub.conversion import config_mapping, settings_from_mmdet_config, zoo_support
 from faster_rcnn_hub.zoo import UnknownModelError, find_zoo_entry_by_sha256, get_zoo_entry, zoo_entries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def _metafile_models(name: str) -> list[dict]:
 def test_shipped_table_is_exactly_what_the_generator_builds_from_mmdetection_sources():
     generator = _generator()
     rebuilt = generator.render(generator.build_table(METAFILES, REPO / "tools" / "zoo" / "mmdet_configs" / "configs"))
-    assert (REPO / "src" / "faster_rcnn_hub" / "model_zoo.json").read_text() == rebuilt
+    assert (REPO / "src" / "faster_rcnn_hub" / "zoo" / "model_zoo.json").read_text() == rebuilt
 
 
 def test_table_holds_every_resnet_and_resnext_faster_rcnn_of_the_zoo():
@@ -78,7 +78,7 @@ def test_table_holds_every_resnet_and_resnext_faster_rcnn_of_the_zoo():
 
 def test_every_supported_entry_yields_a_valid_model_and_processor_config():
     for entry in zoo_entries():
-        if not entry.support().supported:
+        if not zoo_support(entry).supported:
             continue
         settings = settings_from_mmdet_config(entry.mmdet_config)
         config = FasterRCNNConfig(**settings.model, num_classes=settings.num_classes)
@@ -90,14 +90,14 @@ def test_every_supported_entry_yields_a_valid_model_and_processor_config():
 
 def test_support_is_decided_by_the_converter_at_run_time(monkeypatch):
     for entry in zoo_entries():
-        status = entry.support()
+        status = zoo_support(entry)
         if entry.name in C4_AND_DC5 and not status.supported:
             assert C4_AND_DC5[entry.name] in status.reason, entry.name  # the reason names the field
         else:
             assert status.supported and status.reason is None, entry.name
     # When the converter learns an architecture, its entries flip without any change to the table.
     monkeypatch.setattr(config_mapping, "settings_from_mmdet_config", lambda config: None)
-    assert all(entry.support().supported for entry in zoo_entries())
+    assert all(zoo_support(entry).supported for entry in zoo_entries())
 
 
 def test_entries_are_found_by_name_alias_or_checksum_and_unknown_names_get_suggestions():
@@ -114,11 +114,11 @@ def test_zoo_command_lists_the_table_with_support(capsys):
     printed = capsys.readouterr().out
     for entry in zoo_entries():
         assert entry.name in printed
-    supported = sum(entry.support().supported for entry in zoo_entries())
+    supported = sum(zoo_support(entry).supported for entry in zoo_entries())
     assert f"38 checkpoints, {supported} convert" in printed
     for entry in zoo_entries():
         line = next(line for line in printed.splitlines() if line.startswith(f"{entry.name} "))
-        assert line.endswith("yes") == entry.support().supported, line
+        assert line.endswith("yes") == zoo_support(entry).supported, line
 
     assert main(["zoo", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

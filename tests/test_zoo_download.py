@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.conversion import convert_checkpoint
-from faster_rcnn_hub.download import ChecksumMismatchError, default_cache_dir, download_checkpoint
+from faster_rcnn_hub.zoo.download import ChecksumMismatchError, default_cache_dir, download_checkpoint
 from zoo_fixtures import TINY_COCO, CheckpointServer, add_to_zoo_table, cached_files, tiny_zoo_checkpoint
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNImageProcessor
-from faster_rcnn_hub.synthetic import SHAPE_CLASSES, SyntheticSpec, write_dataset
+from faster_rcnn_hub.data.synthetic import SHAPE_CLASSES, SyntheticSpec, write_dataset
 
 TINY_IMAGE_SIZE = 96
 TINY_SPEC = SyntheticSpec(image_size=(TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), min_objects=1, max_objects=3,

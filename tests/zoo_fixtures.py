@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from conftest import MMDET
-from faster_rcnn_hub import zoo
+from faster_rcnn_hub.zoo import table as zoo
 from faster_rcnn_hub.conversion import parse_config_text
 from faster_rcnn_hub.zoo import ZooEntry, compact_mmdet_config
 

@@ -1,4 +1,4 @@
-"""Generate `src/faster_rcnn_hub/model_zoo.json`: mmdetection's Faster R-CNN checkpoints with ResNet/ResNeXt
+"""Generate `src/faster_rcnn_hub/zoo/model_zoo.json`: mmdetection's Faster R-CNN checkpoints with ResNet/ResNeXt
 backbones, from mmdetection 3.3.0's metafiles and configs (copies in `tools/zoo/`, see its README.md).
 
     python tools/generate_zoo_table.py            # rewrite the table
@@ -25,7 +25,7 @@ from faster_rcnn_hub.zoo import TABLE_FILE, ZooEntry, compact_mmdet_config
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_SOURCES = REPO / "tools" / "zoo"
-TABLE_PATH = REPO / "src" / "faster_rcnn_hub" / TABLE_FILE
+TABLE_PATH = REPO / "src" / "faster_rcnn_hub" / "zoo" / TABLE_FILE
 BACKBONES = ("ResNet", "ResNeXt")
 # mmdetection names checkpoints `<name>_<date>-<first 8 hex digits of the SHA-256>.pth`.
 _SHA256_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")

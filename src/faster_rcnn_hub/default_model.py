@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errors import FasterRCNNHubError
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 # Image 0 of the default model's held-out set (`faster-rcnn-hub synth` drawing, seed 1000003): never trained on.
 EXAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "shapes_example.png"
 

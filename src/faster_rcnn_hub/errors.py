@@ -1,21 +1,17 @@
 """Exceptions raised by faster-rcnn-hub.
 
-Every refusal of bad input is a `ValueError` subclass, so callers that already catch `ValueError` keep
-working, while callers that want to tell an unreadable image from a bad checkpoint can catch the precise
-class.
+Every refusal of bad input is a `ValueError` subclass (`FasterRCNNHubError`), so callers that already catch
+`ValueError` keep working, while callers that want to tell an unreadable image from a bad checkpoint can catch the
+precise class. The model code's own exceptions (images, settings, annotations) are defined with the model, which a
+converted folder carries, and are the same classes here.
 """
 
-
-class FasterRCNNHubError(ValueError):
-    """Base class of every input error this package raises on purpose."""
-
-
-class InvalidImageError(FasterRCNNHubError):
-    """An image (file, array or tensor) cannot be used as model input."""
-
-
-class InvalidConfigError(FasterRCNNHubError):
-    """A `FasterRCNNConfig` or processor setting is out of range or of the wrong type."""
+from .models.faster_rcnn.errors import (
+    FasterRCNNHubError,
+    InvalidAnnotationError,
+    InvalidConfigError,
+    InvalidImageError,
+)
 
 
 class CheckpointError(FasterRCNNHubError):
@@ -34,10 +30,6 @@ class MissingDependencyError(FasterRCNNHubError):
     """A feature needs an optional dependency (an extra such as `[demo]`) that is not installed."""
 
 
-class InvalidAnnotationError(FasterRCNNHubError):
-    """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""
-
-
 class ModelNotFoundError(FasterRCNNHubError):
     """A model folder or Hub id given on the command line cannot be found or is not a model."""
 
@@ -48,3 +40,18 @@ class NoImagesFoundError(FasterRCNNHubError):
 
 class PredictionOutputError(FasterRCNNHubError):
     """The output of `predict` cannot be written or resumed (a folder, or an existing file that is not JSON lines)."""
+
+
+__all__ = [
+    "CheckpointError",
+    "FasterRCNNHubError",
+    "InvalidAnnotationError",
+    "InvalidConfigError",
+    "InvalidImageError",
+    "MMDetConfigError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "NoImagesFoundError",
+    "PredictionOutputError",
+    "UnsupportedArchitectureError",
+]

@@ -10,7 +10,6 @@ state as plain data and never execute any method of the original class.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..zoo.download import file_sha256
 
 
 class InertObject:
@@ -90,14 +90,6 @@ class MMDetCheckpoint:
     state_dict: dict[str, torch.Tensor]
     meta: dict[str, Any]
     sha256: str
-
-
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_mmdet_checkpoint(path: str | Path) -> MMDetCheckpoint:

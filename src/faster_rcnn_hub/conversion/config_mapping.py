@@ -1,4 +1,7 @@
-"""From an mmdetection config (2.x or 3.x layout) to `FasterRCNNConfig` and image-processor settings."""
+"""From an mmdetection config (2.x or 3.x layout) to `FasterRCNNConfig` and image-processor settings.
+
+Plain Python on plain tables (no torch): `faster-rcnn-hub zoo` asks it which zoo entries convert.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..configuration_faster_rcnn import BLOCK_EXPANSION, RESNET_ARCHITECTURES, SHARED_RES5_STAGE, SOFT_NMS_METHODS
 from ..errors import MMDetConfigError, UnsupportedArchitectureError
+from ..models.faster_rcnn.architecture import (
+    BLOCK_EXPANSION,
+    RESNET_ARCHITECTURES,
+    SHARED_RES5_STAGE,
+    SOFT_NMS_METHODS,
+)
+from ..zoo import ZooEntry
 
 SUPPORTED_BACKBONES = ("ResNet", "ResNeXt")
 SUPPORTED_NECKS = ("FPN",)
@@ -27,6 +36,24 @@ class ConversionSettings:
     dataset_type: str | None = None
     config_classes: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SupportStatus:
+    """Whether this package can convert and run a zoo entry now, and if not, why."""
+
+    supported: bool
+    reason: str | None = None
+
+
+def zoo_support(entry: ZooEntry) -> SupportStatus:
+    """The converter's verdict on a zoo entry: its config mapping runs on the entry's config, so an entry flips to
+    supported as soon as the package learns its architecture."""
+    try:
+        settings_from_mmdet_config(entry.mmdet_config)
+    except UnsupportedArchitectureError as error:
+        return SupportStatus(False, str(error))
+    return SupportStatus(True)
 
 
 def _strip_scope(type_name: Any) -> Any:

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from ..configuration_faster_rcnn import FasterRCNNConfig
 from ..errors import CheckpointError, FasterRCNNHubError, MMDetConfigError
-from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
-from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
-from ..remote_code import write_remote_code
+from ..hub.remote_code import write_remote_code
+from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 from ..zoo import ZooEntry, find_zoo_entry_by_sha256
 from .checkpoint import MMDetCheckpoint, load_mmdet_checkpoint
 from .classes import DATASET_CLASSES, NAMED_CLASS_LISTS
@@ -24,6 +24,7 @@ from .config_mapping import ConversionSettings, settings_from_mmdet_config
 from .mmdet_config import load_config_file, parse_config_text
 from .model_card import render_model_card
 from .state_dict import convert_state_dict
+
 
 @dataclass
 class ConversionResult:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..download import download_checkpoint
 from ..errors import FasterRCNNHubError, UnsupportedArchitectureError
 from ..zoo import get_zoo_entry
+from ..zoo.download import download_checkpoint
+from .config_mapping import zoo_support
 from .convert import ConversionResult, convert_checkpoint
 
 
@@ -40,7 +41,7 @@ def convert_zoo_model(
     """
     entry = get_zoo_entry(name)
     # Refuse before downloading hundreds of megabytes that could not be used.
-    status = entry.support()
+    status = zoo_support(entry)
     if not status.supported and config_path is None:
         raise UnsupportedArchitectureError(
             f"{entry.name} cannot be converted yet: {status.reason} (`faster-rcnn-hub zoo` marks the entries "

@@ -7,8 +7,8 @@ from string import Template
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from ..configuration_faster_rcnn import FasterRCNNConfig
-from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..zoo import ZooEntry
 
 # Hub dataset identifiers by class count, for checkpoints that are not in the model-zoo table.
@@ -17,7 +17,7 @@ TAGS = ["object-detection", "vision", "faster-rcnn", "mmdetection"]
 
 
 def _template() -> Template:
-    text = resources.files("faster_rcnn_hub").joinpath("model_card_template.md").read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath("model_card_template.md").read_text(encoding="utf-8")
     return Template(text)
 
 

@@ -9,8 +9,8 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from ..detection import Detection
+from ..detection.drawing import draw_detections
 from ..errors import FasterRCNNHubError, InvalidImageError
-from ..image_io import load_image
-from ..visualization import draw_detections
+from ..models.faster_rcnn.image_io import load_image
 from .models import ModelCatalogue
 
 TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,14 +100,29 @@ def create_demo(
             f"concurrency_limit and max_queue_size must be at least 1, got {concurrency_limit} and {max_queue_size}."
         )
     catalogue = ModelCatalogue.from_arguments(models, device=device)
-    runner = DetectionRunner(catalogue, workers=concurrency_limit)
-    reports = ReportFolder()
+    handlers = _PageHandlers(gr, catalogue, DetectionRunner(catalogue, workers=concurrency_limit))
     initial_model = models[0] if models else catalogue.names[0]
     # Load the first model now: a broken model stops the start with its message instead of failing the first
     # request, and the first visitor does not wait for the load.
     initial_classes = catalogue.class_names(initial_model)
+    with gr.Blocks(title="Faster R-CNN object detection", delete_cache=(600, 3600)) as demo:
+        gr.Markdown(DESCRIPTION)
+        page = _build_page(gr, catalogue.names, initial_model, initial_classes)
+        _connect_events(page, handlers)
+    demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit, api_open=False)
+    return demo
 
-    def detect(image: dict | None, model: str, threshold: float, classes: list[str] | None):
+
+class _PageHandlers:
+    """What the page's events call: detection, clearing the outputs, and switching models."""
+
+    def __init__(self, gr: Any, catalogue: ModelCatalogue, runner: DetectionRunner) -> None:
+        self.gr = gr
+        self.catalogue = catalogue
+        self.runner = runner
+        self.reports = ReportFolder()
+
+    def detect(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
         """Detect objects in an image.
 
         Args:
@@ -125,84 +141,98 @@ def create_demo(
         path = image["path"] if isinstance(image, dict) else image
         name = (image.get("orig_name") if isinstance(image, dict) else None) or Path(path).name
         try:
-            result = runner(path, model, float(threshold), list(classes or []), image_name=name)
+            result = self.runner(path, model, float(threshold), list(classes or []), image_name=name)
         except FasterRCNNHubError as error:
-            raise gr.Error(str(error), print_exception=False) from error
-        return (
-            result.annotated,
-            result.table_rows(),
-            reports.write(result),
-            result.summary(),
-        )
+            raise self.gr.Error(str(error), print_exception=False) from error
+        return result.annotated, result.table_rows(), self.reports.write(result), result.summary()
 
+    @staticmethod
     def clear_outputs():
         # A new image first empties the results, so that a failure never leaves the last image's detections
         # on show as if they belonged to the new one.
         return None, [], None, "Detecting objects…"
 
-    def choose_model(model: str):
+    def choose_model(self, model: str):
         try:
-            return gr.update(choices=catalogue.class_names(model), value=[])
+            return self.gr.update(choices=self.catalogue.class_names(model), value=[])
         except FasterRCNNHubError as error:
-            raise gr.Error(str(error), print_exception=False) from error
+            raise self.gr.Error(str(error), print_exception=False) from error
 
-    with gr.Blocks(title="Faster R-CNN object detection", delete_cache=(600, 3600)) as demo:
-        gr.Markdown(DESCRIPTION)
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                image_input = gr.Image(
-                    label="Image", type="filepath", sources=["upload", "clipboard"], elem_id="input-image"
-                )
-                model_input = gr.Dropdown(
-                    catalogue.names, value=initial_model, label="Model", elem_id="model",
-                    info="the default model and those given with --model",
-                )  # fmt: skip
-                threshold_input = gr.Slider(
-                    0.0, 1.0, value=0.5, step=0.01, label="Score threshold", elem_id="threshold"
-                )
-                classes_input = gr.Dropdown(
-                    initial_classes, value=[], multiselect=True, label="Classes", elem_id="classes",
-                    info="show only these (empty: all classes)",
-                )  # fmt: skip
-                detect_button = gr.Button("Detect objects", variant="primary", elem_id="detect-button")
-                example_paths = sorted(EXAMPLES_DIR.glob("*.jpg"))
-                examples = None
-                if example_paths:
-                    examples = gr.Examples(
-                        [[str(path)] for path in example_paths], inputs=[image_input], label="Examples",
-                        elem_id="examples",
-                    )  # fmt: skip
-            with gr.Column():
-                # PNG: lossless, so thin boxes and small labels stay sharp.
-                annotated_output = gr.Image(
-                    label="Annotated image", type="pil", format="png", interactive=False, elem_id="annotated-image"
-                )
-                summary_output = gr.Markdown(NO_IMAGE_MESSAGE, label="Summary", elem_id="summary")
-                table_output = gr.Dataframe(
-                    headers=TABLE_HEADERS, datatype=["str"] + ["number"] * 5, interactive=False,
-                    label="Detections", elem_id="detections-table",
-                )  # fmt: skip
-                report_output = gr.File(label="JSON report", interactive=False, elem_id="json-report")
 
-        inputs = [image_input, model_input, threshold_input, classes_input]
-        outputs = [annotated_output, table_output, report_output, summary_output]
-        # Every event that runs a model shares one concurrency group, so the queue's limit holds for all of them.
-        run = {"fn": detect, "inputs": inputs, "outputs": outputs, "preprocess": False, "concurrency_id": "model"}
-        detect_button.click(**run, api_name=API_NAME)
-        # upload and clear rather than change: Gradio fires change twice when an upload replaces an image.
-        clear = {"fn": clear_outputs, "outputs": outputs, "queue": False, "show_progress": "hidden"}
-        image_input.upload(**clear, api_visibility="private").then(**run, api_visibility="private")
-        image_input.clear(**run, api_visibility="private")
-        if examples is not None:
-            examples.load_input_event.then(**clear, api_visibility="private").then(**run, api_visibility="private")
-        threshold_input.change(**run, api_visibility="private", trigger_mode="always_last")
-        classes_input.input(**run, api_visibility="private")
-        model_input.input(
-            choose_model, model_input, classes_input, api_visibility="private", concurrency_id="model"
-        ).success(**run, api_visibility="private")
+@dataclass
+class _Page:
+    """The page's components that events read or write."""
 
-    demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit, api_open=False)
-    return demo
+    image: Any
+    model: Any
+    threshold: Any
+    classes: Any
+    detect_button: Any
+    examples: Any
+    annotated: Any
+    summary: Any
+    table: Any
+    report: Any
+
+
+def _build_page(gr: Any, model_names: list[str], initial_model: str, initial_classes: list[str]) -> _Page:
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            image_input = gr.Image(
+                label="Image", type="filepath", sources=["upload", "clipboard"], elem_id="input-image"
+            )
+            model_input = gr.Dropdown(
+                model_names, value=initial_model, label="Model", elem_id="model",
+                info="the default model and those given with --model",
+            )  # fmt: skip
+            threshold_input = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Score threshold", elem_id="threshold")
+            classes_input = gr.Dropdown(
+                initial_classes, value=[], multiselect=True, label="Classes", elem_id="classes",
+                info="show only these (empty: all classes)",
+            )  # fmt: skip
+            detect_button = gr.Button("Detect objects", variant="primary", elem_id="detect-button")
+            example_paths = sorted(EXAMPLES_DIR.glob("*.jpg"))
+            examples = None
+            if example_paths:
+                examples = gr.Examples(
+                    [[str(path)] for path in example_paths], inputs=[image_input], label="Examples",
+                    elem_id="examples",
+                )  # fmt: skip
+        with gr.Column():
+            # PNG: lossless, so thin boxes and small labels stay sharp.
+            annotated_output = gr.Image(
+                label="Annotated image", type="pil", format="png", interactive=False, elem_id="annotated-image"
+            )
+            summary_output = gr.Markdown(NO_IMAGE_MESSAGE, label="Summary", elem_id="summary")
+            table_output = gr.Dataframe(
+                headers=TABLE_HEADERS, datatype=["str"] + ["number"] * 5, interactive=False,
+                label="Detections", elem_id="detections-table",
+            )  # fmt: skip
+            report_output = gr.File(label="JSON report", interactive=False, elem_id="json-report")
+    return _Page(
+        image=image_input, model=model_input, threshold=threshold_input, classes=classes_input,
+        detect_button=detect_button, examples=examples, annotated=annotated_output, summary=summary_output,
+        table=table_output, report=report_output,
+    )  # fmt: skip
+
+
+def _connect_events(page: _Page, handlers: _PageHandlers) -> None:
+    inputs = [page.image, page.model, page.threshold, page.classes]
+    outputs = [page.annotated, page.table, page.report, page.summary]
+    # Every event that runs a model shares one concurrency group, so the queue's limit holds for all of them.
+    run = {"fn": handlers.detect, "inputs": inputs, "outputs": outputs, "preprocess": False, "concurrency_id": "model"}
+    page.detect_button.click(**run, api_name=API_NAME)
+    # upload and clear rather than change: Gradio fires change twice when an upload replaces an image.
+    clear = {"fn": handlers.clear_outputs, "outputs": outputs, "queue": False, "show_progress": "hidden"}
+    page.image.upload(**clear, api_visibility="private").then(**run, api_visibility="private")
+    page.image.clear(**run, api_visibility="private")
+    if page.examples is not None:
+        page.examples.load_input_event.then(**clear, api_visibility="private").then(**run, api_visibility="private")
+    page.threshold.change(**run, api_visibility="private", trigger_mode="always_last")
+    page.classes.input(**run, api_visibility="private")
+    page.model.input(
+        handlers.choose_model, page.model, page.classes, api_visibility="private", concurrency_id="model"
+    ).success(**run, api_visibility="private")
 
 
 def launch_demo(demo: Any, host: str | None = None, port: int | None = None, **launch_options: Any) -> None:

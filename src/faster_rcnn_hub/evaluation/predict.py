@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 
 
 @torch.no_grad()

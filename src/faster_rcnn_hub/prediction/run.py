@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..distributed import Processes
 from ..errors import FasterRCNNHubError, InvalidImageError, ModelNotFoundError
-from ..image_io import load_image, to_rgb_array
+from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from .images import list_images
 from .records import append_records, check_output_path, merge_parts, part_path, part_paths, read_records
 

@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InvalidAnnotationError
-from ..image_io import load_image, to_rgb_array
-from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..models.faster_rcnn.image_io import load_image, to_rgb_array
+from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 
 
 def read_coco_file(path: str | os.PathLike) -> dict:

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from ..configuration_faster_rcnn import FasterRCNNConfig
+from ..data.synthetic import SHAPE_CLASSES, SyntheticSpec, write_dataset
 from ..errors import FasterRCNNHubError
-from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
-from ..synthetic import SHAPE_CLASSES, SyntheticSpec, write_dataset
+from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from .checkpoint import latest_checkpoint
 from .data import CocoDetectionDataset
 from .model_card import render_model_card

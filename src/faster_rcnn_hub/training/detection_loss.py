@@ -1,7 +1,8 @@
 """Faster R-CNN's training loss: RPN and second-stage targets, sampling and losses, as mmdetection computes them.
 
-`FasterRCNNForObjectDetection.forward(..., labels=...)` calls `detection_losses`; the alternating schedule calls
-it with one stage at a time.
+`FasterRCNNForObjectDetection.forward(..., labels=...)` calls `forward_losses` (the package installs it into the
+model code, which does not import this module); the trainer calls `detection_losses`, and the alternating schedule
+calls it with one stage at a time.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import InvalidAnnotationError
-from ..roi_heads import boxes_to_rois
+from ..models.faster_rcnn.roi_align import boxes_to_rois
+from ..models.faster_rcnn.training_settings import TrainingSettings
 from .assigner import MaxIoUAssigner
 from .losses import l1_loss, sigmoid_cross_entropy, softmax_cross_entropy
 from .sampler import RandomSampler
-from ..training_settings import TrainingSettings
 from .targets import anchor_targets, roi_targets, valid_anchor_mask
 
 if TYPE_CHECKING:
-    from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
+    from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 
 STAGES = ("rpn", "rcnn")
 
@@ -89,6 +90,14 @@ def parse_labels(labels: Any, batch_size: int, num_classes: int, device: torch.d
             )
         parsed.append(GroundTruth(boxes=boxes, classes=classes.long()))
     return parsed
+
+
+def forward_losses(
+    model: FasterRCNNForObjectDetection, features: Sequence[torch.Tensor], image_sizes: torch.Tensor, labels: Any
+) -> DetectionLosses:
+    """What `model(pixel_values, labels=labels)` computes: the checked `labels`, then both stages' losses."""
+    ground_truth = parse_labels(labels, image_sizes.size(0), model.config.num_classes, image_sizes.device)
+    return detection_losses(model, features, image_sizes, ground_truth)
 
 
 def detection_losses(

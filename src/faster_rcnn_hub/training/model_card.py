@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..configuration_faster_rcnn import FasterRCNNConfig
+from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
 
 METRIC_COLUMNS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "VOC_mAP50")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ..configuration_faster_rcnn import FasterRCNNConfig
 from ..errors import FasterRCNNHubError
-from ..image_processing_faster_rcnn import FasterRCNNImageProcessor
-from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
+from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 
 # The class-dependent layers: mmdetection's `fc_cls` and `fc_reg`.
 CLASS_DEPENDENT_PREFIX = "roi_heads.box_predictor."

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import FasterRCNNHubError
-from ..freezing import freeze_backbone_stages, freeze_modules
+from ..models.faster_rcnn.backbone import freeze_backbone_stages, freeze_modules
 
 # The detector's parts, as attributes of `FasterRCNNForObjectDetection`.
 SHARED_PARTS = ("backbone", "fpn")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..box_coder import DeltaXYWHBoxCoder
+from ..models.faster_rcnn.boxes import DeltaXYWHBoxCoder
 from .assigner import MaxIoUAssigner
 from .sampler import RandomSampler, SamplingResult
 

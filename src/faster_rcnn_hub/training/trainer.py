@@ -23,16 +23,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import FasterRCNNHubError
-from ..modeling_faster_rcnn import FasterRCNNForObjectDetection
-from ..padded_batches import crop_to_batch_padding
-from .data_parallel import (
-    TrainingStep,
-    max_over_processes,
-    pad_to,
-    share_bounds,
-    skip_flip_draws,
-    sum_over_processes,
-)
+from ..models.faster_rcnn.batching import crop_to_batch_padding
+from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+from ..models.faster_rcnn.training_settings import TrainingSettings
 from .checkpoint import (
     latest_checkpoint,
     load_checkpoint_states,
@@ -43,10 +36,17 @@ from .checkpoint import (
     write_folder_atomically,
 )
 from .data import CocoDetectionDataset, DetectionDataCollator
+from .data_parallel import (
+    TrainingStep,
+    max_over_processes,
+    pad_to,
+    share_bounds,
+    skip_flip_draws,
+    sum_over_processes,
+)
 from .detection_loss import detection_losses, parse_labels, training_proposals
 from .optim import build_lr_scheduler, build_optimizer
 from .schedules import SHARED_PARTS, TrainingStage, enter_training_mode, schedule_stages, set_trainable_parts
-from ..training_settings import TrainingSettings
 
 LOG_FILE = "training_log.json"
 ALTERNATING_DIR = "alternating"

@@ -1,0 +1,1 @@
+"""The model code: one folder per model, each exactly the files a converted Hub repository carries."""

@@ -1,0 +1,36 @@
+"""The architecture choices a `FasterRCNNConfig` can make, as plain Python tables.
+
+They are kept apart from the configuration class (which needs transformers, and so torch) because the converter
+checks mmdetection configs against them without loading either: `faster-rcnn-hub zoo` says which zoo entries
+convert in a fraction of a second.
+"""
+
+# ResNet depth -> (block type, blocks per stage), as in mmdetection's `ResNet.arch_settings`.
+RESNET_ARCHITECTURES: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+# Output channels of a block per planes of its stage.
+BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
+BACKBONE_STYLES = ("pytorch", "caffe")
+NECK_TYPES = ("fpn", "none")
+ROI_HEAD_TYPES = ("fc", "shared_res5")
+NMS_TYPES = ("nms", "soft_nms")
+# How soft-NMS lowers the score of a box overlapping a selected one (mmcv's `method`).
+SOFT_NMS_METHODS = ("linear", "gaussian", "naive")
+# The residual stage the C4 box head runs on every RoI (mmdetection's `ResLayer` with `stage=3`).
+SHARED_RES5_STAGE = 3
+
+__all__ = [
+    "BACKBONE_STYLES",
+    "BLOCK_EXPANSION",
+    "NECK_TYPES",
+    "NMS_TYPES",
+    "RESNET_ARCHITECTURES",
+    "ROI_HEAD_TYPES",
+    "SHARED_RES5_STAGE",
+    "SOFT_NMS_METHODS",
+]

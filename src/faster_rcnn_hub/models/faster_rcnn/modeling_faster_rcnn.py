@@ -1,0 +1,356 @@
+"""Faster R-CNN (ResNet/ResNeXt + FPN or a single C4/DC5 map + RPN + RoI head) as a transformers `PreTrainedModel`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .backbone import BasicBlock, Bottleneck, ResNetBackbone, freeze_backbone_stages
+from .batching import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
+from .configuration_faster_rcnn import FasterRCNNConfig
+from .errors import InvalidImageError
+from .fpn import FeaturePyramidNetwork
+from .fused_inference import FusedInferenceMixin
+from .roi_heads import RoIHeads
+from .rpn import RegionProposalNetwork
+
+# The training losses (anchor and RoI assignment, sampling, loss terms) are not part of the model code that a
+# converted folder carries: the faster_rcnn_hub package installs them with `set_training_loss_function`. A forward
+# with `labels` calls `function(model, pyramid, image_sizes, labels)`, which returns an object with `loss` (the
+# sum) and `loss_dict` (the terms under mmdetection's names).
+TrainingLossFunction = Callable[["FasterRCNNForObjectDetection", list[torch.Tensor], torch.Tensor, Any], Any]
+_training_loss_function: TrainingLossFunction | None = None
+
+
+def set_training_loss_function(function: TrainingLossFunction | None) -> None:
+    """Install the function a forward with `labels` computes its losses with (`None` removes it)."""
+    global _training_loss_function
+    _training_loss_function = function
+
+
+class _HideUnlistedModelError(logging.Filter):
+    # `pipeline("object-detection")` logs an error for every model class missing from transformers' built-in
+    # table, even for classes registered with the Auto classes or loaded as remote code, as this one is; the model
+    # works, so that error would only mislead.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'FasterRCNNForObjectDetection' is not supported for" not in record.getMessage()
+
+
+def hide_unlisted_model_error() -> None:
+    """Install the filter on transformers' pipeline logger (once, however often this is called)."""
+    logger = logging.getLogger("transformers.pipelines.base")
+    if not any(type(existing).__name__ == _HideUnlistedModelError.__name__ for existing in logger.filters):
+        logger.addFilter(_HideUnlistedModelError())
+
+
+@dataclass
+class FasterRCNNObjectDetectionOutput(ModelOutput):
+    r"""
+    Output of [`FasterRCNNForObjectDetection`]: final detections per image, padded to
+    `config.rcnn_max_per_img`, and the RPN proposals they came from.
+
+    loss (`torch.Tensor`, *optional*):
+        Total training loss, returned when `labels` are given: the sum of `loss_dict`.
+    loss_dict (`dict[str, torch.Tensor]`, *optional*):
+        The loss terms under mmdetection's names: `loss_rpn_cls`, `loss_rpn_bbox`, `loss_cls`, `loss_bbox`.
+    pred_boxes (`torch.FloatTensor` of shape `(batch_size, max_detections, 4)`):
+        Detected boxes as x1, y1, x2, y2 in pixels of the original (un-resized) image. Rows past
+        `num_detections` are zeros.
+    scores (`torch.FloatTensor` of shape `(batch_size, max_detections)`):
+        Class probability of each detection, in decreasing order per image; zeros past `num_detections`.
+    labels (`torch.LongTensor` of shape `(batch_size, max_detections)`):
+        0-based class index into `config.id2label`; -1 past `num_detections`.
+    num_detections (`torch.LongTensor` of shape `(batch_size,)`):
+        How many rows of `pred_boxes`, `scores` and `labels` are real detections.
+    proposals (`torch.FloatTensor` of shape `(batch_size, max_proposals, 4)`):
+        RPN proposals as x1, y1, x2, y2 in resized-image pixels; zeros past `num_proposals`.
+    proposal_scores (`torch.FloatTensor` of shape `(batch_size, max_proposals)`):
+        Objectness of each proposal.
+    num_proposals (`torch.LongTensor` of shape `(batch_size,)`):
+        How many proposal rows are real.
+    image_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
+        `(height, width)` of each resized image inside the padded batch.
+    original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
+        `(height, width)` of each image before resizing: the frame of `pred_boxes`.
+    """
+
+    loss: torch.Tensor | None = None
+    loss_dict: dict[str, torch.Tensor] | None = None
+    pred_boxes: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    num_detections: torch.Tensor | None = None
+    proposals: torch.Tensor | None = None
+    proposal_scores: torch.Tensor | None = None
+    num_proposals: torch.Tensor | None = None
+    image_sizes: torch.Tensor | None = None
+    original_sizes: torch.Tensor | None = None
+
+
+class FasterRCNNPreTrainedModel(PreTrainedModel):
+    config: FasterRCNNConfig
+    config_class = FasterRCNNConfig
+    # The detector is one model, not a base model wrapped by task heads: there is no prefix to strip or add.
+    base_model_prefix = ""
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    _no_split_modules = ["Bottleneck", "BasicBlock"]
+
+    def __init__(self, config: FasterRCNNConfig, *inputs: Any, **kwargs: Any) -> None:
+        super().__init__(config, *inputs, **kwargs)
+        # Installed when a model exists rather than on import: a pipeline builds the model before it checks it.
+        hide_unlisted_model_error()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # mmdetection's initialisation: Kaiming for the backbone, Xavier for the FPN, small normals for the
+        # prediction layers.
+        if isinstance(module, nn.Conv2d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            if getattr(module, "num_batches_tracked", None) is not None:
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            init.zeros_(module.bias)
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        super().initialize_weights()
+        # transformers only initialises modules that own parameters directly, so the layers that mmdetection
+        # initialises by role (FPN, RPN head, box predictor) are set here. Weights loaded from a checkpoint carry
+        # transformers' "initialised" flag, which `init.*` respects, so they are left alone.
+        for module in self.modules():
+            if isinstance(module, (BasicBlock, Bottleneck)):
+                # mmdetection's `zero_init_residual`: each residual block starts as the identity.
+                init.zeros_((module.bn2 if isinstance(module, BasicBlock) else module.bn3).weight)
+            elif isinstance(module, FeaturePyramidNetwork):
+                for conv in [*module.lateral_convs, *module.output_convs]:
+                    init.xavier_uniform_(conv.weight)
+                    init.zeros_(conv.bias)
+            elif isinstance(module, RegionProposalNetwork):
+                for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
+                    init.normal_(conv.weight, mean=0.0, std=0.01)
+                    init.zeros_(conv.bias)
+            elif isinstance(module, RoIHeads):
+                init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
+                init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
+                init.zeros_(module.box_predictor.cls_score.bias)
+                init.zeros_(module.box_predictor.bbox_pred.bias)
+
+
+class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
+    """Faster R-CNN with a ResNet/ResNeXt backbone and FPN (or C4, DC5), computing what mmdetection computes.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from PIL import Image
+    >>> from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor
+    >>> model = FasterRCNNForObjectDetection.from_pretrained("path/to/converted").eval()
+    >>> processor = FasterRCNNImageProcessor.from_pretrained("path/to/converted")
+    >>> image = Image.open("image.jpg")
+    >>> inputs = processor(images=[image], return_tensors="pt")
+    >>> with torch.no_grad():
+    ...     outputs = model(**inputs)
+    >>> result = processor.post_process_object_detection(outputs, threshold=0.5)[0]
+    ```
+    """
+
+    def __init__(self, config: FasterRCNNConfig) -> None:
+        super().__init__(config)
+        self.backbone = ResNetBackbone(config)
+        if config.neck_type == "fpn":
+            self.fpn = FeaturePyramidNetwork(config.backbone_out_channels, config.fpn_out_channels, config.fpn_num_outs)
+        else:
+            # Single-map models (C4, DC5): the backbone's one output goes straight to the RPN and the RoI head.
+            self.fpn = nn.Identity()
+        self.rpn = RegionProposalNetwork(config)
+        self.roi_heads = RoIHeads(config)
+        self.post_init()
+        freeze_backbone_stages(self.backbone, config.backbone_frozen_stages)
+
+    def train(self, mode: bool = True) -> FasterRCNNForObjectDetection:
+        super().train(mode)
+        if mode:
+            # mmdetection's `frozen_stages`: the stem and the first stages neither learn nor update statistics.
+            freeze_backbone_stages(self.backbone, self.config.backbone_frozen_stages)
+        if mode and self.config.backbone_norm_eval:
+            # mmdetection's `norm_eval`: BatchNorm statistics stay frozen while the rest trains.
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+    def enable_fused_inference(self, enabled: bool = True) -> FasterRCNNForObjectDetection:
+        """Switch the fused inference path (see `fused_inference.py`) on (the default) or off.
+
+        Fused, each convolution runs with its frozen BatchNorm folded in, channels-last, with its ReLU and residual
+        addition in the same kernel, and RoIAlign gathers on all threads: same detections, to float32 rounding,
+        in less time. Off, every layer runs as mmdetection's does. Training and gradient-tracking calls always
+        take the unfused path.
+        """
+        for module in self.modules():
+            if isinstance(module, FusedInferenceMixin):
+                module.fuse_for_inference = enabled
+        return self
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        image_sizes: torch.Tensor | None = None,
+        original_sizes: torch.Tensor | None = None,
+        labels: list[dict[str, torch.Tensor]] | None = None,
+        return_dict: bool | None = None,
+        padded_sizes: torch.Tensor | None = None,
+        **kwargs,
+    ) -> FasterRCNNObjectDetectionOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Normalized, padded images from [`FasterRCNNImageProcessor`].
+            image_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each resized image before padding. Defaults to the padded size.
+            original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each image before resizing; detections are returned in these pixels.
+                Defaults to `image_sizes`.
+            padded_sizes (`torch.LongTensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` each image is padded to on its own (a multiple of the processor's
+                `pad_size_divisor`). When given, images of different padded sizes run in separate groups, each
+                cropped to its padded size, so that every image gets the detections it gets alone.
+            labels (`list[dict]`, *optional*):
+                Ground truth for training, one dict per image: `class_labels` (`LongTensor` of shape `(n,)`, indices
+                into `config.id2label`) and `boxes` (`FloatTensor` of shape `(n, 4)`, x1, y1, x2, y2 in pixels of the
+                resized input, as [`FasterRCNNImageProcessor`] returns them for `annotations`). The output then holds
+                `loss` and `loss_dict`, mmdetection's Faster R-CNN training losses. In training mode nothing else is
+                computed; in eval mode the detections are returned as well.
+        """
+        if kwargs:
+            raise TypeError(
+                f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
+                "it takes pixel_values, image_sizes, original_sizes, padded_sizes and labels."
+            )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
+        if padded_sizes is not None:
+            padded_sizes = check_padded_sizes(padded_sizes, image_sizes, pixel_values)
+            if self.training or labels is not None:
+                # Losses are computed as mmdetection trains (and validates): on the batch padded to its largest
+                # image, so crop away the rest of the canvas.
+                pixel_values = crop_to_batch_padding(pixel_values, padded_sizes)
+            else:
+                # At inference every image must see only its own padding (see batching.py).
+                groups = group_by_padded_size(padded_sizes)
+                if len(groups) > 1 or groups[0][0] != tuple(pixel_values.shape[-2:]):
+                    output = run_in_groups(self.forward, groups, pixel_values, image_sizes, original_sizes)
+                    return output if return_dict else output.to_tuple()
+
+        # A model loaded or cast to bfloat16/float16 runs its network in that dtype; proposals, RoIAlign, box
+        # decoding and NMS stay in float32 (see rpn.py and roi_heads.py), and so do the outputs.
+        pyramid = self.fpn(self.backbone(pixel_values.to(self.dtype)))
+        losses = None
+        if labels is not None:
+            if _training_loss_function is None:
+                raise ImportError(
+                    "Training (forward with labels) needs the faster-rcnn-hub package, whose training losses this "
+                    "copy of the model code does not carry: pip install faster-rcnn-hub, then load the model with "
+                    "faster_rcnn_hub.FasterRCNNForObjectDetection."
+                )
+            losses = _training_loss_function(self, pyramid, image_sizes, labels)
+            if self.training:
+                output = FasterRCNNObjectDetectionOutput(
+                    loss=losses.loss, loss_dict=losses.loss_dict, image_sizes=image_sizes, original_sizes=original_sizes
+                )
+                return output if return_dict else output.to_tuple()
+        proposals = self.rpn(pyramid, image_sizes)
+        detections = self.roi_heads(pyramid, [proposal.boxes for proposal in proposals], image_sizes, original_sizes)
+
+        max_detections, max_proposals = self.config.rcnn_max_per_img, self.config.rpn_max_per_img
+        output = FasterRCNNObjectDetectionOutput(
+            loss=losses.loss if losses is not None else None,
+            loss_dict=losses.loss_dict if losses is not None else None,
+            pred_boxes=_stack_padded([detection.boxes for detection in detections], max_detections, 0.0),
+            scores=_stack_padded([detection.scores for detection in detections], max_detections, 0.0),
+            labels=_stack_padded([detection.labels for detection in detections], max_detections, -1),
+            num_detections=_counts([detection.scores for detection in detections]),
+            proposals=_stack_padded([proposal.boxes for proposal in proposals], max_proposals, 0.0),
+            proposal_scores=_stack_padded([proposal.scores for proposal in proposals], max_proposals, 0.0),
+            num_proposals=_counts([proposal.scores for proposal in proposals]),
+            image_sizes=image_sizes,
+            original_sizes=original_sizes,
+        )
+        return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def _check_inputs(
+        pixel_values: torch.Tensor, image_sizes: torch.Tensor | None, original_sizes: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or pixel_values.size(1) != 3:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
+            raise InvalidImageError(
+                f"pixel_values must be a (batch, 3, height, width) tensor, got {shape}; "
+                "prepare images with FasterRCNNImageProcessor."
+            )
+        if not pixel_values.is_floating_point():
+            raise InvalidImageError(
+                f"pixel_values must be floating point (normalized), got {pixel_values.dtype}; "
+                "prepare images with FasterRCNNImageProcessor."
+            )
+        if pixel_values.size(0) == 0:
+            raise InvalidImageError("pixel_values holds an empty batch; pass at least one image.")
+        if not bool(torch.isfinite(pixel_values).all()):
+            raise InvalidImageError("pixel_values contains NaN or infinite values.")
+        batch, _, height, width = pixel_values.shape
+        device = pixel_values.device
+        if image_sizes is None:
+            image_sizes = torch.tensor([[height, width]] * batch, dtype=torch.long, device=device)
+        image_sizes = torch.as_tensor(image_sizes, device=device).long()
+        if original_sizes is None:
+            original_sizes = image_sizes
+        original_sizes = torch.as_tensor(original_sizes, device=device).long()
+        for name, sizes in (("image_sizes", image_sizes), ("original_sizes", original_sizes)):
+            if sizes.shape != (batch, 2):
+                raise InvalidImageError(f"{name} must have shape ({batch}, 2), got {tuple(sizes.shape)}.")
+            if bool((sizes <= 0).any()):
+                raise InvalidImageError(f"{name} must be positive, got {sizes.tolist()}.")
+        if bool((image_sizes[:, 0] > height).any() or (image_sizes[:, 1] > width).any()):
+            raise InvalidImageError(
+                f"image_sizes {image_sizes.tolist()} exceed the padded batch size ({height}, {width})."
+            )
+        return image_sizes, original_sizes
+
+
+def _stack_padded(per_image: list[torch.Tensor], count: int, fill: float) -> torch.Tensor:
+    """`(batch, count, ...)`: each image's rows, then `fill` up to `count` rows (outputs have a fixed size)."""
+    first = per_image[0]
+    stacked = first.new_full((len(per_image), count, *first.shape[1:]), fill)
+    for index, rows in enumerate(per_image):
+        stacked[index, : rows.size(0)] = rows
+    return stacked
+
+
+def _counts(per_image: list[torch.Tensor]) -> torch.Tensor:
+    return torch.tensor([rows.size(0) for rows in per_image], dtype=torch.long, device=per_image[0].device)
+
+
+__all__ = [
+    "FasterRCNNForObjectDetection",
+    "FasterRCNNObjectDetectionOutput",
+    "FasterRCNNPreTrainedModel",
+    "set_training_loss_function",
+]

@@ -1,0 +1,188 @@
+"""Second stage: the box head on pooled RoI features, and mmdetection's test-time detection step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .boxes import DeltaXYWHBoxCoder
+from .configuration_faster_rcnn import FasterRCNNConfig
+from .nms import batched_nms, batched_soft_nms
+from .roi_align import MultiLevelRoIAlign, boxes_to_rois
+from .shared_res5_head import SharedRes5Head
+
+
+@dataclass
+class Detections:
+    """Final detections of one image: boxes in original-image pixels, scores, 0-based class labels."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+
+class BoxHead(nn.Module):
+    """Shared fully connected layers (mmdetection's `Shared2FCBBoxHead` with two)."""
+
+    def __init__(self, in_features: int, fc_channels: int, num_fcs: int) -> None:
+        super().__init__()
+        layers = []
+        for index in range(num_fcs):
+            layers.append(nn.Linear(in_features if index == 0 else fc_channels, fc_channels))
+        self.fcs = nn.ModuleList(layers)
+        self.out_features = fc_channels
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        hidden = pooled.flatten(1)
+        for layer in self.fcs:
+            hidden = F.relu(layer(hidden))
+        return hidden
+
+
+class BoxPredictor(nn.Module):
+    """Class logits (the last index is background) and box deltas (per class, or one set)."""
+
+    def __init__(self, in_features: int, num_classes: int, class_agnostic: bool) -> None:
+        super().__init__()
+        self.cls_score = nn.Linear(in_features, num_classes + 1)
+        self.bbox_pred = nn.Linear(in_features, 4 if class_agnostic else 4 * num_classes)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cls_score(hidden), self.bbox_pred(hidden)
+
+
+class RoIHeads(nn.Module):
+    """Pools each proposal, classifies it, refines its box, and keeps the best per class.
+
+    Args:
+        config: RoIAlign, box-head and test-time detection settings (`roi_*`, `box_*`, `rcnn_*`).
+    """
+
+    def __init__(self, config: FasterRCNNConfig) -> None:
+        super().__init__()
+        self.roi_align = MultiLevelRoIAlign(
+            config.roi_featmap_strides,
+            config.roi_output_size,
+            config.roi_sampling_ratio,
+            config.roi_aligned,
+            config.roi_finest_scale,
+        )
+        if config.roi_head_type == "shared_res5":
+            self.box_head = SharedRes5Head(config)
+        else:
+            in_features = config.feature_channels * config.roi_output_size**2
+            self.box_head = BoxHead(in_features, config.box_head_fc_channels, config.box_head_num_fcs)
+        self.box_predictor = BoxPredictor(self.box_head.out_features, config.num_classes, config.reg_class_agnostic)
+        self.box_coder = DeltaXYWHBoxCoder(config.box_coder_means, config.box_coder_stds)
+        self.num_classes = config.num_classes
+        self.class_agnostic = config.reg_class_agnostic
+        self.score_threshold = config.rcnn_score_threshold
+        self.nms_iou_threshold = config.rcnn_nms_iou_threshold
+        self.max_per_img = config.rcnn_max_per_img
+        # (boxes, scores, labels) -> (keep, kept_scores): per-class NMS, or soft-NMS, which also lowers scores.
+        if config.rcnn_nms_type == "soft_nms":
+            self.class_nms = partial(
+                batched_soft_nms,
+                iou_threshold=config.rcnn_nms_iou_threshold,
+                sigma=config.rcnn_soft_nms_sigma,
+                min_score=config.rcnn_soft_nms_min_score,
+                method=config.rcnn_soft_nms_method,
+                max_num=config.rcnn_max_per_img,
+            )
+        else:
+            self.class_nms = partial(batched_nms, iou_threshold=config.rcnn_nms_iou_threshold)
+
+    def forward(
+        self,
+        features: Sequence[torch.Tensor],
+        proposals: Sequence[torch.Tensor],
+        image_sizes: torch.Tensor,
+        original_sizes: torch.Tensor,
+    ) -> list[Detections]:
+        """Detections for each image.
+
+        Args:
+            features: Pyramid levels.
+            proposals: Per image, `(N_i, 4)` proposal boxes in resized-image pixels.
+            image_sizes: `(batch, 2)` resized, unpadded `(height, width)`; refined boxes are clipped to it.
+            original_sizes: `(batch, 2)` `(height, width)` of the images before resizing; boxes are returned in
+                these pixels.
+        """
+        rois = boxes_to_rois(proposals)
+        if rois.size(0) == 0:
+            return [self._empty(features[0]) for _ in proposals]
+        pooled = self.roi_align(features, rois).to(self.box_predictor.cls_score.weight.dtype)
+        class_logits, box_deltas = self.box_predictor(self.box_head(pooled))
+        class_logits, box_deltas = class_logits.float(), box_deltas.float()
+        counts = [boxes.size(0) for boxes in proposals]
+        resized = image_sizes.tolist()
+        original = original_sizes.tolist()
+        return [
+            self.detect(image_proposals, logits, deltas, tuple(resized[index]), tuple(original[index]))
+            for index, (image_proposals, logits, deltas) in enumerate(
+                zip(proposals, class_logits.split(counts), box_deltas.split(counts))
+            )
+        ]
+
+    def _empty(self, reference: torch.Tensor) -> Detections:
+        return Detections(
+            boxes=reference.new_zeros((0, 4), dtype=torch.float32),
+            scores=reference.new_zeros((0,), dtype=torch.float32),
+            labels=torch.zeros((0,), dtype=torch.long, device=reference.device),
+        )
+
+    def detect(
+        self,
+        proposals: torch.Tensor,
+        class_logits: torch.Tensor,
+        box_deltas: torch.Tensor,
+        image_size: tuple[int, int],
+        original_size: tuple[int, int],
+    ) -> Detections:
+        """mmdetection's `BBoxHead._predict_by_feat_single` with `rescale=True`, then `multiclass_nms`."""
+        if proposals.size(0) == 0:
+            return self._empty(class_logits)
+        num_rois = proposals.size(0)
+        scores = F.softmax(class_logits, dim=-1)
+        boxes_per_roi = 1 if self.class_agnostic else self.num_classes
+        references = proposals.repeat_interleave(boxes_per_roi, dim=0)
+        boxes = self.box_coder.decode(references, box_deltas.reshape(-1, 4), max_shape=image_size)
+        boxes = boxes * boxes.new_tensor(_inverse_scale_factors(image_size, original_size)).repeat(1, 2)
+        boxes = boxes.view(num_rois, -1)
+        return self._multiclass_nms(boxes, scores)
+
+    def _multiclass_nms(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections:
+        num_rois = scores.size(0)
+        if boxes.shape[1] > 4:
+            boxes = boxes.view(num_rois, -1, 4)
+        else:
+            boxes = boxes[:, None].expand(num_rois, self.num_classes, 4)
+        scores = scores[:, :-1]
+        labels = torch.arange(self.num_classes, dtype=torch.long, device=scores.device)
+        labels = labels.view(1, -1).expand_as(scores)
+        boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
+        candidates = (scores > self.score_threshold).nonzero(as_tuple=False).squeeze(1)
+        boxes, scores, labels = boxes[candidates], scores[candidates], labels[candidates]
+        if boxes.numel() == 0:
+            return Detections(boxes=boxes, scores=scores, labels=labels)
+        keep, kept_scores = self.class_nms(boxes, scores, labels)
+        keep = keep[: self.max_per_img]
+        return Detections(boxes=boxes[keep], scores=kept_scores[: self.max_per_img], labels=labels[keep])
+
+
+def _inverse_scale_factors(image_size: tuple[int, int], original_size: tuple[int, int]) -> list[float]:
+    """`[1 / w_scale, 1 / h_scale]` with mmdetection's per-axis scale factors `resized / original`.
+
+    Computed in Python floats exactly as mmdetection does (not as `original / resized`, which can differ in
+    the last bit).
+    """
+    resized_height, resized_width = image_size
+    original_height, original_width = original_size
+    width_scale = resized_width / original_width
+    height_scale = resized_height / original_height
+    return [1 / width_scale, 1 / height_scale]

@@ -1,0 +1,102 @@
+"""Registering the model with transformers' Auto classes, and the training losses with the model, without loading
+either before it is needed.
+
+`import faster_rcnn_hub` loads no torch (the command line starts in a fraction of a second), yet after it
+`AutoConfig`, `AutoModelForObjectDetection`, `AutoImageProcessor` and `pipeline("object-detection")` must know
+`model_type="faster_rcnn"`. So each registration waits for the transformers modules it needs and runs as soon as
+they have finished loading, or at once if they already have (`import_hooks.when_imported`).
+
+The training losses live in `faster_rcnn_hub.training`, which the model code (copied into every converted folder)
+does not import; they are installed into the model code when it loads, and import the training code only when a
+forward with `labels` first needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .import_hooks import when_imported
+
+MODEL_PACKAGE = "faster_rcnn_hub.models.faster_rcnn"
+CONFIG_MODULE = f"{MODEL_PACKAGE}.configuration_faster_rcnn"
+MODELING_MODULE = f"{MODEL_PACKAGE}.modeling_faster_rcnn"
+PROCESSOR_MODULE = f"{MODEL_PACKAGE}.image_processing_faster_rcnn"
+
+_AUTO_CONFIG_MODULES = ("transformers.configuration_utils", "transformers.models.auto.configuration_auto")
+_AUTO_MODEL_MODULES = ("transformers.modeling_utils", "transformers.models.auto.modeling_auto")
+_AUTO_PROCESSOR_MODULES = ("transformers.image_processing_utils", "transformers.models.auto.image_processing_auto")
+
+
+def register_config() -> None:
+    """`AutoConfig` knows `model_type="faster_rcnn"`."""
+    from transformers.models.auto.configuration_auto import AutoConfig
+
+    from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+
+    AutoConfig.register(FasterRCNNConfig.model_type, FasterRCNNConfig, exist_ok=True)
+
+
+def register_model() -> None:
+    """`AutoModelForObjectDetection` (and so `pipeline("object-detection")`) builds `FasterRCNNForObjectDetection`."""
+    from transformers.models.auto.modeling_auto import AutoModelForObjectDetection
+
+    from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+    from .models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+
+    AutoModelForObjectDetection.register(FasterRCNNConfig, FasterRCNNForObjectDetection, exist_ok=True)
+
+
+def register_processor() -> None:
+    """`AutoImageProcessor` builds `FasterRCNNImageProcessor` for a Faster R-CNN config."""
+    from transformers.models.auto.image_processing_auto import AutoImageProcessor
+
+    from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+    from .models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+
+    AutoImageProcessor.register(
+        FasterRCNNConfig,
+        image_processor_classes={"torchvision": FasterRCNNImageProcessor, "pil": FasterRCNNImageProcessor},
+        exist_ok=True,
+    )
+
+
+def install_training_losses() -> None:
+    """A forward with `labels` computes mmdetection's training losses (see `training/detection_loss.py`)."""
+    from .models.faster_rcnn.modeling_faster_rcnn import set_training_loss_function
+
+    set_training_loss_function(_training_losses)
+
+
+def _training_losses(model: Any, pyramid: Any, image_sizes: Any, labels: Any) -> Any:
+    from .training.detection_loss import forward_losses
+
+    return forward_losses(model, pyramid, image_sizes, labels)
+
+
+def register_when_loaded() -> None:
+    """Schedule every registration; each runs once what it needs has loaded (called by `import faster_rcnn_hub`)."""
+    when_imported([MODELING_MODULE], install_training_losses, description="install the training losses")
+    when_imported(
+        _AUTO_CONFIG_MODULES, register_config, waits_for=[CONFIG_MODULE], description="register the config"
+    )
+    when_imported(
+        _AUTO_CONFIG_MODULES + _AUTO_MODEL_MODULES,
+        register_model,
+        waits_for=[CONFIG_MODULE, MODELING_MODULE],
+        description="register the model with transformers' AutoModelForObjectDetection",
+    )
+    when_imported(
+        _AUTO_CONFIG_MODULES + _AUTO_PROCESSOR_MODULES,
+        register_processor,
+        waits_for=[CONFIG_MODULE, PROCESSOR_MODULE],
+        description="register the image processor with transformers' AutoImageProcessor",
+    )
+
+
+__all__ = [
+    "install_training_losses",
+    "register_config",
+    "register_model",
+    "register_processor",
+    "register_when_loaded",
+]
