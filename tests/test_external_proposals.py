@@ -172,3 +172,31 @@ def test_a_data_set_with_proposals_is_refused_for_a_model_with_its_own_rpn(tmp_p
     options = TrainingOptions(output_dir=str(tmp_path / "run"), max_steps=1, progress_bar=False)
     with pytest.raises(FasterRCNNHubError, match="proposal_source='external'"):
         DetectionTrainer(FasterRCNNForObjectDetection(tiny_config()), tiny_processor(), dataset, options)
+
+
+def test_selective_search_train_and_evaluate_commands_make_a_fast_rcnn(tmp_path, capsys):
+    from faster_rcnn_hub.cli import main
+
+    data = tiny_dataset(tmp_path / "data", num_images=4)
+    common = ["--annotations", str(data / "annotations.json"), "--images", str(data / "images")]
+    proposals = tmp_path / "proposals.npz"
+    assert main(["selective-search", *common, "--output", str(proposals), "--max-proposals", "300", "--no-progress"]) == 0
+    kept = ProposalSet.load(proposals)
+    assert kept.method == "selective-search-fast" and len(kept.boxes) == 4
+    assert all(0 < len(boxes) <= 300 for boxes in kept.boxes.values())
+    assert main(["selective-search", *common, "--output", str(proposals)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+    config_path = tmp_path / "config.json"
+    config_path.write_text(tiny_config().to_json_string())
+    output = tmp_path / "run"
+    assert main(["train", *common, "--config", str(config_path), "--scale", "96,96", "--max-steps", "2", "--batch-size",
+                 "2", "--warmup-steps", "1", "--output-dir", str(output), "--no-progress", "--proposals",
+                 str(proposals)]) == 0  # fmt: skip
+    assert "Training a Fast R-CNN" in capsys.readouterr().out
+    assert FasterRCNNForObjectDetection.from_pretrained(output).config.proposal_source == "external"
+
+    assert main(["evaluate", "--model", str(output), *common]) == 2
+    assert "give the images' proposals with --proposals" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(output), *common, "--proposals", str(proposals)]) == 0
+    assert "COCO box AP: AP" in capsys.readouterr().out

@@ -1,4 +1,6 @@
-"""The `proposals-study` command: the RPN against selective search (proposal recall, time, detection AP)."""
+"""Proposals from outside the model: `selective-search` writes a proposal file for a data set (for `train` and
+`evaluate --proposals`, a Fast R-CNN); `proposals-study` measures the RPN against selective search (proposal
+recall, time, detection AP)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,28 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import FasterRCNNHubError
 from .arguments import positive_int
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    """Add `proposals-study` to `commands` (argparse subparsers); returns its handler by name."""
+    """Add `selective-search` and `proposals-study` to `commands` (argparse subparsers); returns their handlers by
+    name."""
+    search = commands.add_parser(
+        "selective-search",
+        help="selective-search proposals of every image of a COCO data set, as a proposal file",
+        description="Run selective search (OpenCV, fast or quality mode) on every image of a COCO detection file and "
+        "write the ranked boxes, in original-image pixels, to a proposal file (.npz) for train --proposals and "
+        "evaluate --proposals (a Fast R-CNN).",
+    )
+    search.add_argument("--annotations", required=True, help="COCO detection JSON")
+    search.add_argument("--images", required=True, help="its image folder")
+    search.add_argument("--output", required=True, help="proposal file to write (.npz)")
+    search.add_argument("--mode", choices=("fast", "quality"), default="fast", help="default fast (as in the paper)")
+    search.add_argument("--max-proposals", type=positive_int, default=2000, help="boxes kept per image (default 2000)")
+    search.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    search.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     study = commands.add_parser(
         "proposals-study",
         help="measure the RPN against selective search: proposal recall, time, and detection AP",
@@ -46,7 +65,24 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                        help="only redraw the plots and rewrite the report (and --model-card) of a finished run")
     study.add_argument("--threads", type=positive_int, default=1, help="PyTorch and OpenCV threads (default 1)")
     study.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return {"proposals-study": run_proposals_study}
+    return {"selective-search": run_selective_search, "proposals-study": run_proposals_study}
+
+
+def run_selective_search(args: argparse.Namespace) -> int:
+    from ..proposal_study.study import selective_search_set
+    from ..training.data import CocoDetectionDataset
+
+    output = Path(args.output)
+    if output.suffix != ".npz":
+        raise FasterRCNNHubError(f"--output must name a .npz file, got {output}.")
+    if output.exists():
+        raise FasterRCNNHubError(f"{output} already exists; remove it or choose another --output.")
+    dataset = CocoDetectionDataset(args.annotations, args.images)
+    proposals = selective_search_set(dataset, args.mode, args.max_proposals, output, not args.no_progress, args.workers)
+    counts = [len(boxes) for boxes in proposals.boxes.values()]
+    print(f"Selective search ({args.mode}) on {len(dataset)} images: {sum(counts) / max(len(counts), 1):.0f} "
+          f"proposals per image on average, written to {output}")  # fmt: skip
+    return 0
 
 
 def run_proposals_study(args: argparse.Namespace) -> int:
@@ -93,4 +129,4 @@ def _given_options(args: argparse.Namespace) -> list[str]:
     return options
 
 
-__all__ = ["add_commands", "run_proposals_study"]
+__all__ = ["add_commands", "run_proposals_study", "run_selective_search"]
