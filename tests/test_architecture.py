@@ -241,10 +241,11 @@ print(modeling_faster_rcnn._training_loss_function is not None)
 @pytest.mark.parametrize("order", ["package first", "transformers first", "model module first"])
 def test_transformers_knows_the_model_whichever_is_imported_first(order):
     done = subprocess.run(
-        [sys.executable, "-W", "error::UserWarning:faster_rcnn_hub", "-c", REGISTRATION_PROBE, order],
+        [sys.executable, "-c", REGISTRATION_PROBE, order],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "faster_rcnn_hub could not" not in done.stderr  # no registration failed (they only warn)
     modules_line, losses_line = done.stdout.strip().splitlines()[-2:]
     assert modules_line.split() == [
         "faster_rcnn_hub.models.faster_rcnn.configuration_faster_rcnn",
