@@ -226,7 +226,7 @@ class DetectionTrainer:
         """The schedule's stages; a Fast R-CNN (external proposals) has its own, and needs proposals in the data."""
         external = model.config.proposal_source == "external"
         if not external:
-            if train_dataset.proposals is not None:
+            if getattr(train_dataset, "proposals", None) is not None:
                 raise FasterRCNNHubError(
                     "The training set has proposals, but the model makes its own (config.proposal_source='rpn'); "
                     "set proposal_source='external' to train a Fast R-CNN on them."
@@ -238,7 +238,7 @@ class DetectionTrainer:
                 "schedule does not apply; use the joint one."
             )
         for name, dataset in (("training", train_dataset), ("validation", eval_dataset)):
-            if dataset is not None and dataset.proposals is None:
+            if dataset is not None and getattr(dataset, "proposals", None) is None:
                 raise FasterRCNNHubError(
                     f"The model is a Fast R-CNN (config.proposal_source='external'): the {name} set needs proposals "
                     "(CocoDetectionDataset(..., proposals=ProposalSet.load(FILE)))."
