@@ -64,6 +64,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     study.add_argument("--redraw", action="store_true",
                        help="only redraw the plots and rewrite the report (and --model-card) of a finished run")
     study.add_argument("--threads", type=positive_int, default=1, help="PyTorch and OpenCV threads (default 1)")
+    study.add_argument("--device", default="cpu", help="where the networks run: cpu (default), cuda, ...")
     study.add_argument("--no-progress", action="store_true", help="no progress bars")
     return {"selective-search": run_selective_search, "proposals-study": run_proposals_study}
 
@@ -108,6 +109,7 @@ def run_proposals_study(args: argparse.Namespace) -> int:
         detection=not args.proposals_only,
         retrain_faster_rcnn=args.retrain_faster_rcnn,
         threads=args.threads,
+        device=args.device,
         progress_bar=not args.no_progress,
         model_card=args.model_card and Path(args.model_card),
         command=shlex.join(["faster-rcnn-hub", "proposals-study", *_given_options(args)]),

@@ -47,6 +47,7 @@ def train_detector(
     schedule: Schedule,
     progress_bar: bool,
     say: Callable[[str], None],
+    device: Any = "cpu",
 ) -> dict[str, Any]:
     """Train one arm with the default model's recipe into `output_dir` (resuming an interrupted run there); returns
     what the report needs about the run. A finished run (the model folder exists) is reused as it is."""
@@ -62,7 +63,7 @@ def train_detector(
     options = default_options(run_dir, progress_bar)
     options.max_steps, options.batch_size = schedule.max_steps, schedule.batch_size
     options.warmup_steps, options.save_every = schedule.warmup_steps, schedule.save_every
-    trainer = DetectionTrainer(start.model, start.processor, train_set, options)
+    trainer = DetectionTrainer(start.model.to(device), start.processor, train_set, options)
     resume = latest_checkpoint(run_dir) is not None
     say(f"{arm}: {'resuming' if resume else 'training'} ({schedule.max_steps} steps of {schedule.batch_size} images)")
     state = trainer.train(resume=resume)

@@ -91,6 +91,7 @@ class StudySettings:
         detection: Run the detection comparison (training two detectors); `False` measures proposals only.
         retrain_faster_rcnn: Train the Faster R-CNN even where the bundled default model is the recipe's result.
         threads: PyTorch and OpenCV threads.
+        device: Where the networks run (selective search runs on the CPU).
         progress_bar: Show progress bars.
         model_card: A model card (`README.md`) to put the result tables into (its proposal-study section).
         command: The command line, quoted in the report.
@@ -110,6 +111,7 @@ class StudySettings:
     detection: bool = True
     retrain_faster_rcnn: bool = False
     threads: int = 1
+    device: str = "cpu"
     progress_bar: bool = True
     model_card: Path | None = None
     command: str = "faster-rcnn-hub proposals-study"
@@ -219,13 +221,13 @@ def selective_search_set(
 
 
 def measure_proposals(
-    model_dir: Path, dataset: CocoDetectionDataset, output_dir: Path, progress_bar: bool
+    model_dir: Path, dataset: CocoDetectionDataset, output_dir: Path, progress_bar: bool, device: str = "cpu"
 ) -> tuple[dict[str, Any], ProposalSet]:
     """Part 1: recall and time of each method on `dataset`; also returns selective search's fast-mode set (the Fast
     R-CNN's test proposals)."""
     from tqdm.auto import tqdm
 
-    model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).eval()
+    model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
     if model.config.proposal_source != "rpn":
         raise FasterRCNNHubError(f"{model_dir} has no trained RPN (proposal_source 'external'); pass a Faster R-CNN.")
     processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
@@ -306,6 +308,7 @@ def run_proposal_study(settings: StudySettings, say: Callable[[str], None] = pri
             "synthetic_train_images": size.train_images,
             "synthetic_held_out_images": size.held_out_images,
             "threads": settings.threads,
+            "device": settings.device,
             "budgets": list(PROPOSAL_BUDGETS),
         },
         "machine": _machine(),
@@ -333,13 +336,15 @@ def run_proposal_study(settings: StudySettings, say: Callable[[str], None] = pri
         train_set = CocoDetectionDataset(train_annotations, train_images, class_names, skip_empty=True)
         faster_dir = output / "faster-rcnn"
         detectors[FASTER_RCNN] = train_detector(
-            FASTER_RCNN, faster_dir, class_names, train_set, size.schedule, settings.progress_bar, say
+            FASTER_RCNN, faster_dir, class_names, train_set, size.schedule, settings.progress_bar, say, settings.device
         )
     if model_dir is None:
         model_dir = faster_dir if faster_dir is not None else default_model_dir()
 
     say(f"Proposals on {len(eval_set)} images of {annotations}: RPN of {model_dir}, selective search fast and quality")
-    result["proposals"], eval_fast = measure_proposals(model_dir, eval_set, output, settings.progress_bar)
+    result["proposals"], eval_fast = measure_proposals(
+        model_dir, eval_set, output, settings.progress_bar, settings.device
+    )
 
     if settings.detection:
         train_proposals = selective_search_set(
@@ -349,14 +354,15 @@ def run_proposal_study(settings: StudySettings, say: Callable[[str], None] = pri
         )  # fmt: skip
         train_set = CocoDetectionDataset(train_annotations, train_images, class_names, True, train_proposals)
         detectors[FAST_RCNN] = train_detector(
-            FAST_RCNN, output / "fast-rcnn", class_names, train_set, size.schedule, settings.progress_bar, say
+            FAST_RCNN, output / "fast-rcnn", class_names, train_set, size.schedule, settings.progress_bar, say,
+            settings.device,
         )
         detectors[FAST_RCNN]["proposals"] = f"selective search ({FAST_RCNN_MODE}), first {FAST_RCNN_PROPOSALS}"
         detectors[FASTER_RCNN]["proposals"] = "its RPN (test-time settings of the model)"
         eval_with_proposals = CocoDetectionDataset(annotations, images, class_names, proposals=eval_fast)
         search_seconds = float(np.mean(list(eval_fast.seconds.values())))
         say(f"Evaluating both detectors on {len(eval_set)} images")
-        device = torch.device("cpu")
+        device = torch.device(settings.device)
         detectors[FASTER_RCNN] |= evaluate_detector(Path(detectors[FASTER_RCNN]["model"]), eval_set, 0.0, device)
         detectors[FAST_RCNN] |= evaluate_detector(output / "fast-rcnn", eval_with_proposals, search_seconds, device)
         result["detection"] = {
