@@ -345,6 +345,8 @@ def run_proposal_study(settings: StudySettings, say: Callable[[str], None] = pri
     result["proposals"], eval_fast = measure_proposals(
         model_dir, eval_set, output, settings.progress_bar, settings.device
     )
+    # Kept at once: the detection part takes far longer, and an interrupted run keeps the proposal results.
+    _write_result(output, result, settings.command, wall_start, load_at_start)
 
     if settings.detection:
         train_proposals = selective_search_set(
@@ -372,12 +374,20 @@ def run_proposal_study(settings: StudySettings, say: Callable[[str], None] = pri
             "detectors": detectors,
         }
 
-    result["wall_minutes"] = round((time.perf_counter() - wall_start) / 60, 2)
-    result["load_average"] = {"start": load_at_start, "end": _load_average()}
-    result["command"] = settings.command
-    (output / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    _write_result(output, result, settings.command, wall_start, load_at_start)
     write_report(output, settings.model_card)
     return result
+
+
+def _write_result(
+    output_dir: Path, result: dict[str, Any], command: str, wall_start: float, load_at_start: list[float] | None
+) -> None:
+    result["wall_minutes"] = round((time.perf_counter() - wall_start) / 60, 2)
+    result["load_average"] = {"start": load_at_start, "end": _load_average()}
+    result["command"] = command
+    temporary = output_dir / f".tmp-{RESULT_FILE}"
+    temporary.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    os.replace(temporary, output_dir / RESULT_FILE)
 
 
 def write_report(output_dir: Path, model_card: Path | None = None) -> dict[str, Any]:
