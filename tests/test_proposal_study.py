@@ -87,7 +87,8 @@ def test_plots_report_and_model_card(small_study):
         assert (output / name).read_bytes()[:8] == PNG_SIGNATURE, name
     report = (output / "report.md").read_text()
     assert "| RPN |" in report and "| selective search (fast) |" in report and "| Fast R-CNN |" in report
-    assert "faster-rcnn-hub proposals-study --model-card" in report
+    command = report.split("Measured with `")[1].split("`")[0]
+    assert command.startswith("faster-rcnn-hub proposals-study ") and "--small" in command and "--model-card" in command
     text = card.read_text()
     assert text.startswith("# A model card\n\nIts own text.") and text.count(CARD_SECTION_START) == 1
     assert report.strip() in text
