@@ -27,14 +27,16 @@ RANKS = {
     "hub": 3,
     "data": 3,
     "detection": 3,
+    "proposals": 3,
     "conversion": 4,
     "evaluation": 4,
     "prediction": 4,
     "training": 5,
     "demo": 5,
     "registration": 6,
-    "cli": 6,
-    "": 7,  # the package's own __init__.py
+    "proposal_study": 6,
+    "cli": 7,
+    "": 8,  # the package's own __init__.py
 }
 # What a converted folder's model code may import besides itself: what `trust_remote_code=True` users have.
 MODEL_CODE_THIRD_PARTY = {"torch", "torchvision", "transformers", "numpy", "PIL", "cv2", "huggingface_hub"}

@@ -24,6 +24,19 @@ def _processor_for(case: str) -> FasterRCNNImageProcessor:
     return FasterRCNNImageProcessor(size=SCALES[scale])
 
 
+def test_opencv_is_the_contrib_build_the_package_pins():
+    # The resize tests compare OpenCV's pixels with mmdetection's bit for bit: they must run against the OpenCV the
+    # package depends on, the contrib build (selective search), and no second cv2 from plain opencv-python-headless.
+    import importlib.metadata
+
+    import cv2
+
+    assert importlib.metadata.version("opencv-contrib-python-headless") == "5.0.0.93"
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("opencv-python-headless")
+    assert hasattr(cv2, "ximgproc") and cv2.__version__ == "5.0.0"
+
+
 @pytest.mark.parametrize("case,image", RESIZE_CASES)
 def test_resize_reproduces_mmdetection_pixels_exactly(case, image):
     processor = _processor_for(case)

@@ -67,10 +67,10 @@ def install_training_losses() -> None:
     set_training_loss_function(_training_losses)
 
 
-def _training_losses(model: Any, pyramid: Any, image_sizes: Any, labels: Any) -> Any:
+def _training_losses(model: Any, pyramid: Any, image_sizes: Any, labels: Any, proposals: Any = None) -> Any:
     from .training.detection_loss import forward_losses
 
-    return forward_losses(model, pyramid, image_sizes, labels)
+    return forward_losses(model, pyramid, image_sizes, labels, proposals)
 
 
 def register_when_loaded() -> None:

@@ -42,6 +42,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     train.add_argument("--images", help="folder of the training images")
     train.add_argument("--val-annotations", help="COCO detection JSON of a validation set (optional)")
     train.add_argument("--val-images", help="folder of the validation images")
+    train.add_argument("--proposals",
+                       help="proposal file (.npz, `faster-rcnn-hub selective-search`) of the training images: trains a "
+                       "Fast R-CNN on them instead of the model's RPN")  # fmt: skip
+    train.add_argument("--val-proposals", help="proposal file of the validation images (with --proposals)")
     train.add_argument("--output-dir", required=True, help="folder of the run: checkpoints, log and final model")
     start = train.add_mutually_exclusive_group()
     start.add_argument("--model", help="model folder to fine-tune (converted or trained)")
@@ -81,6 +85,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     evaluate.add_argument("--model", help="model folder (default: the model bundled with the package)")
     evaluate.add_argument("--annotations", required=True, help="COCO detection JSON")
     evaluate.add_argument("--images", required=True, help="folder of the images")
+    evaluate.add_argument("--proposals",
+                          help="proposal file (.npz) of the images: the RoI head runs on these boxes (Fast R-CNN)")
     evaluate.add_argument("--results-json", help="write the detections here (COCO results format)")
     evaluate.add_argument("--metrics-json", help="write the metrics here")
     evaluate.add_argument("--batch-size", type=positive_int, default=4)
@@ -162,10 +168,12 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         run = _new_run(args, output_dir, checkpoint, say)
     class_names = _class_names(run.model.config)
-    train_set = CocoDetectionDataset(run.data["annotations"], run.data["images"], class_names, skip_empty=True)
+    train_set = CocoDetectionDataset(run.data["annotations"], run.data["images"], class_names, skip_empty=True,
+                                     proposals=_proposal_set(run.data.get("proposals")))  # fmt: skip
     val_set = None
     if run.data.get("val_annotations"):
-        val_set = CocoDetectionDataset(run.data["val_annotations"], run.data["val_images"], class_names)
+        val_set = CocoDetectionDataset(run.data["val_annotations"], run.data["val_images"], class_names,
+                                       proposals=_proposal_set(run.data.get("val_proposals")))  # fmt: skip
     if accelerator is not None:
         per_process = run.options.batch_size
         say(f"Data-parallel training on {accelerator.num_processes} processes ({device.type}): {per_process} images "
@@ -242,10 +250,15 @@ def _new_run(
         raise FasterRCNNHubError("train needs --annotations and --images (the training set).")
     if bool(args.val_annotations) != bool(args.val_images):
         raise FasterRCNNHubError("Give both --val-annotations and --val-images, or neither.")
+    if args.proposals and args.val_annotations and not args.val_proposals:
+        raise FasterRCNNHubError("A Fast R-CNN (--proposals) is validated on proposals too: give --val-proposals.")
+    if args.val_proposals and not args.proposals:
+        raise FasterRCNNHubError("--val-proposals goes with --proposals (training a Fast R-CNN).")
     data = {
         "annotations": str(args.annotations), "images": str(args.images),
         "val_annotations": args.val_annotations and str(args.val_annotations),
         "val_images": args.val_images and str(args.val_images),
+        "proposals": args.proposals and str(args.proposals), "val_proposals": args.val_proposals and str(args.val_proposals),
     }  # fmt: skip
     options = TrainingOptions(
         output_dir=str(output_dir), schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
@@ -256,6 +269,12 @@ def _new_run(
         log_every=args.log_every, seed=args.seed, progress_bar=not args.no_progress,
     )  # fmt: skip
     model, processor, notes = _starting_point(args, data)
+    if args.proposals and model.config.proposal_source != "external":
+        model.config.proposal_source = "external"
+        notes.append(
+            f"Training a Fast R-CNN on the proposals of {args.proposals}: the model's proposal_source becomes "
+            "'external', its RPN is not trained, and it detects only with proposals given (evaluate --proposals)."
+        )
     for note in notes:
         say(note)
     return _TrainingRun(model=model, processor=processor, options=options, data=data, notes=notes)
@@ -333,6 +352,15 @@ def _starting_point(args: argparse.Namespace, data: dict[str, Any]) -> tuple[Any
     return start.model, start.processor, start.notes
 
 
+def _proposal_set(path: str | None) -> Any:
+    """The proposal file at `path` (a `ProposalSet`), or `None` without one."""
+    if not path:
+        return None
+    from ..proposals import ProposalSet
+
+    return ProposalSet.load(path)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..default_model import default_model_dir
     from ..evaluation import coco_box_metrics, predict_coco_results, voc_mean_average_precision
@@ -346,7 +374,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise FasterRCNNHubError(f"{model_dir} is not a model folder (no config.json).")
     model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
     processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
-    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(model.config))
+    if model.config.proposal_source == "external" and not args.proposals:
+        raise FasterRCNNHubError(
+            f"{model_dir} is a Fast R-CNN (it was trained on proposals from outside): give the images' proposals with "
+            "--proposals FILE (faster-rcnn-hub selective-search makes one)."
+        )
+    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(model.config),
+                                   proposals=_proposal_set(args.proposals))  # fmt: skip
     unmatched = [name for label, name in enumerate(dataset.class_names) if label not in dataset.label_to_category_id]
     print(f"Evaluating {model_dir} on {len(dataset)} images of {args.annotations}")
     if unmatched:

@@ -27,7 +27,8 @@ def predict_coco_results(
     Args:
         model: The detector; it is put in eval mode for the run and back in its previous mode afterwards.
         processor: Its image processor.
-        dataset: Items with `image` and `annotations["image_id"]`.
+        dataset: Items with `image` and `annotations["image_id"]` (and `proposals`, boxes in original pixels, for a
+            Fast R-CNN: the model then runs its RoI head on them).
         label_to_category_id: Model class index -> COCO category id; classes without a category are dropped.
         batch_size: Images per forward pass.
         progress: Called with the number of images done.
@@ -39,7 +40,8 @@ def predict_coco_results(
     try:
         for start in range(0, len(dataset), batch_size):
             samples = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
-            inputs = processor(images=[sample["image"] for sample in samples], device=device)
+            proposals = [sample["proposals"] for sample in samples] if "proposals" in samples[0] else None
+            inputs = processor(images=[sample["image"] for sample in samples], device=device, proposals=proposals)
             outputs = model(**inputs)
             detections = processor.post_process_object_detection(outputs, threshold=0.0)
             for sample, detection in zip(samples, detections):

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from ..errors import InvalidAnnotationError
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..proposals.proposal_file import ProposalSet
 
 
 def read_coco_file(path: str | os.PathLike) -> dict:
@@ -61,6 +62,8 @@ class CocoDetectionDataset(Dataset):
         image_dir: Folder the `file_name`s are relative to.
         class_names: Class names in the model's order; `None` uses the file's categories by id.
         skip_empty: Leave out images without any usable object (mmdetection's `filter_empty_gt`, for training).
+        proposals: Proposals of every image (for a Fast R-CNN, see `ProposalSet`); each sample then carries its
+            image's as `proposals`.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class CocoDetectionDataset(Dataset):
         image_dir: str | os.PathLike,
         class_names: Sequence[str] | None = None,
         skip_empty: bool = False,
+        proposals: ProposalSet | None = None,
     ) -> None:
         self.annotation_file = Path(annotation_file)
         self.image_dir = Path(image_dir)
@@ -101,6 +105,14 @@ class CocoDetectionDataset(Dataset):
             if not skip_empty or any(self._usable(annotation) for annotation in by_image[image["id"]])
         ]
         self._annotations = by_image
+        self.proposals = proposals
+        if proposals is not None and not proposals.covers([image["id"] for image in self.images]):
+            missing = [image["id"] for image in self.images if not proposals.covers([image["id"]])]
+            raise InvalidAnnotationError(
+                f"The proposals ({proposals.method or 'proposal file'}) lack {len(missing)} of the "
+                f"{len(self.images)} images of {self.annotation_file} (image ids {missing[:5]}...); make them for "
+                "this data set."
+            )
 
     def _usable(self, annotation: Mapping) -> bool:
         bbox = annotation.get("bbox") or [0, 0, 0, 0]
@@ -119,18 +131,22 @@ class CocoDetectionDataset(Dataset):
         return self.image_dir / self.images[index]["file_name"]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """`{"image": (H, W, 3) uint8 RGB array, "annotations": {"image_id": ..., "annotations": [...]}}`."""
+        """`{"image": (H, W, 3) uint8 RGB array, "annotations": {"image_id": ..., "annotations": [...]}}`, and
+        `"proposals"` (`(n, 4)` boxes in original pixels) when the data set has proposals."""
         info = self.images[index]
         image = to_rgb_array(load_image(self.image_path(index)))
-        return {
+        sample = {
             "image": image,
             "annotations": {"image_id": info["id"], "annotations": self._annotations[info["id"]]},
         }
+        if self.proposals is not None:
+            sample["proposals"] = self.proposals.for_image(info["id"])
+        return sample
 
 
 class DetectionDataCollator:
     """Batches `CocoDetectionDataset` samples into model inputs: `pixel_values`, `image_sizes`,
-    `original_sizes` and `labels`.
+    `original_sizes` and `labels` (and `proposals`, scaled and flipped with the images, when samples have them).
 
     Pass it as `data_collator` to transformers' `Trainer` (with `remove_unused_columns=False`).
 
@@ -162,4 +178,5 @@ class DetectionDataCollator:
             category_id_to_label=self.category_id_to_label,
             random_flip_probability=self.random_flip_probability,
             generator=generator if generator is not None else self.generator,
+            proposals=[sample["proposals"] for sample in samples] if "proposals" in samples[0] else None,
         )

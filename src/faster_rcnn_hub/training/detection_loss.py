@@ -93,10 +93,17 @@ def parse_labels(labels: Any, batch_size: int, num_classes: int, device: torch.d
 
 
 def forward_losses(
-    model: FasterRCNNForObjectDetection, features: Sequence[torch.Tensor], image_sizes: torch.Tensor, labels: Any
+    model: FasterRCNNForObjectDetection,
+    features: Sequence[torch.Tensor],
+    image_sizes: torch.Tensor,
+    labels: Any,
+    proposals: Sequence[torch.Tensor] | None = None,
 ) -> DetectionLosses:
-    """What `model(pixel_values, labels=labels)` computes: the checked `labels`, then both stages' losses."""
+    """What `model(pixel_values, labels=labels)` computes: the checked `labels`, then both stages' losses; with
+    external `proposals` (already checked by the model), the second stage's alone, on those boxes (Fast R-CNN)."""
     ground_truth = parse_labels(labels, image_sizes.size(0), model.config.num_classes, image_sizes.device)
+    if proposals is not None:
+        return detection_losses(model, features, image_sizes, ground_truth, stages=("rcnn",), proposals=proposals)
     return detection_losses(model, features, image_sizes, ground_truth)
 
 

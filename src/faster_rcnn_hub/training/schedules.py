@@ -64,6 +64,13 @@ SCHEDULES: dict[str, tuple[TrainingStage, ...]] = {
 }
 
 
+# A Fast R-CNN (`config.proposal_source == "external"`) trains on its data set's proposals: the second stage's losses
+# only, with the backbone and neck; its RPN takes no part.
+EXTERNAL_PROPOSALS_STAGE = TrainingStage(
+    "fast-rcnn", "Fast R-CNN on the data set's proposals", ("rcnn",), ("backbone", "fpn", "roi_heads")
+)
+
+
 def schedule_stages(name: str) -> tuple[TrainingStage, ...]:
     if name not in SCHEDULES:
         raise FasterRCNNHubError(f"Unknown schedule {name!r}; choose one of {list(SCHEDULES)}.")

@@ -46,7 +46,14 @@ from .data_parallel import (
 )
 from .detection_loss import detection_losses, parse_labels, training_proposals
 from .optim import build_lr_scheduler, build_optimizer
-from .schedules import SHARED_PARTS, TrainingStage, enter_training_mode, schedule_stages, set_trainable_parts
+from .schedules import (
+    EXTERNAL_PROPOSALS_STAGE,
+    SHARED_PARTS,
+    TrainingStage,
+    enter_training_mode,
+    schedule_stages,
+    set_trainable_parts,
+)
 
 LOG_FILE = "training_log.json"
 ALTERNATING_DIR = "alternating"
@@ -145,8 +152,10 @@ def derived_seed(*parts: int) -> int:
 
 
 def move_batch(batch: Any, device: torch.device) -> dict[str, Any]:
-    """The collator's batch on `device` (labels included)."""
+    """The collator's batch on `device` (labels and proposals included)."""
     moved = {key: value.to(device) for key, value in batch.items() if isinstance(value, torch.Tensor)}
+    if "proposals" in batch:
+        moved["proposals"] = [boxes.to(device) for boxes in batch["proposals"]]
     if "labels" in batch:
         moved["labels"] = [
             {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in target.items()}
@@ -198,7 +207,7 @@ class DetectionTrainer:
         self.is_main_process = self.process_index == 0
         # Whether this process's images of the current step count (0 for a stand-in image, see data_parallel).
         self._share_weight = 1.0
-        self.stages = schedule_stages(options.schedule)
+        self.stages = self._stages(model, options, train_dataset, eval_dataset)
         self.collator = DetectionDataCollator(
             processor, train_dataset.category_id_to_label, random_flip_probability=options.flip_probability
         )
@@ -206,6 +215,35 @@ class DetectionTrainer:
         self.steps_per_epoch = math.ceil(len(train_dataset) / self.global_batch_size)
         self.state = TrainerState()
         self.on_log: Callable[[dict[str, Any]], None] | None = None
+
+    @staticmethod
+    def _stages(
+        model: FasterRCNNForObjectDetection,
+        options: TrainingOptions,
+        train_dataset: CocoDetectionDataset,
+        eval_dataset: CocoDetectionDataset | None,
+    ) -> tuple[TrainingStage, ...]:
+        """The schedule's stages; a Fast R-CNN (external proposals) has its own, and needs proposals in the data."""
+        external = model.config.proposal_source == "external"
+        if not external:
+            if getattr(train_dataset, "proposals", None) is not None:
+                raise FasterRCNNHubError(
+                    "The training set has proposals, but the model makes its own (config.proposal_source='rpn'); "
+                    "set proposal_source='external' to train a Fast R-CNN on them."
+                )
+            return schedule_stages(options.schedule)
+        if options.schedule != "joint":
+            raise FasterRCNNHubError(
+                f"A Fast R-CNN (config.proposal_source='external') has no RPN to train: the '{options.schedule}' "
+                "schedule does not apply; use the joint one."
+            )
+        for name, dataset in (("training", train_dataset), ("validation", eval_dataset)):
+            if dataset is not None and getattr(dataset, "proposals", None) is None:
+                raise FasterRCNNHubError(
+                    f"The model is a Fast R-CNN (config.proposal_source='external'): the {name} set needs proposals "
+                    "(CocoDetectionDataset(..., proposals=ProposalSet.load(FILE)))."
+                )
+        return (EXTERNAL_PROPOSALS_STAGE,)
 
     # ------------------------------------------------------------------ schedule arithmetic
     @property
@@ -352,7 +390,7 @@ class DetectionTrainer:
         pixel_values = crop_to_batch_padding(batch["pixel_values"], batch.get("padded_sizes"))
         image_sizes = batch["image_sizes"]
         ground_truth = parse_labels(batch["labels"], pixel_values.size(0), model.config.num_classes, self.device)
-        proposals = None
+        proposals = batch.get("proposals")
         if proposal_network is not None:
             proposals = proposals_of(proposal_network, pixel_values, image_sizes)
         features = model.fpn(model.backbone(pixel_values))
@@ -369,7 +407,9 @@ class DetectionTrainer:
         pixel_values = pad_to(pixel_values, height, width)
         image_sizes = batch["image_sizes"]
         ground_truth = parse_labels(batch["labels"], pixel_values.size(0), self.model.config.num_classes, self.device)
-        proposals = proposals_of(proposal_network, pixel_values, image_sizes) if proposal_network is not None else None
+        proposals = batch.get("proposals")
+        if proposal_network is not None:
+            proposals = proposals_of(proposal_network, pixel_values, image_sizes)
         weight = self._share_weight
 
         def normalizer(local: float) -> float:

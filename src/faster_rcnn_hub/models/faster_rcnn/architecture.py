@@ -21,6 +21,9 @@ ROI_HEAD_TYPES = ("fc", "shared_res5")
 NMS_TYPES = ("nms", "soft_nms")
 # How soft-NMS lowers the score of a box overlapping a selected one (mmcv's `method`).
 SOFT_NMS_METHODS = ("linear", "gaussian", "naive")
+# Where the RoI head's boxes come from: the model's own RPN (Faster R-CNN), or boxes passed to `forward` as
+# `proposals` (Fast R-CNN: a model trained on them has an untrained RPN).
+PROPOSAL_SOURCES = ("rpn", "external")
 # The residual stage the C4 box head runs on every RoI (mmdetection's `ResLayer` with `stage=3`).
 SHARED_RES5_STAGE = 3
 
@@ -29,6 +32,7 @@ __all__ = [
     "BLOCK_EXPANSION",
     "NECK_TYPES",
     "NMS_TYPES",
+    "PROPOSAL_SOURCES",
     "RESNET_ARCHITECTURES",
     "ROI_HEAD_TYPES",
     "SHARED_RES5_STAGE",

@@ -63,9 +63,11 @@ def run_in_groups(
     pixel_values: torch.Tensor,
     image_sizes: torch.Tensor,
     original_sizes: torch.Tensor,
+    proposals: Sequence[torch.Tensor] | None = None,
 ) -> ModelOutput:
-    """Call `forward` once per group on the group's images cropped to its padded size; merge the outputs back
-    into batch order (every per-image output is already padded to a fixed count, so groups concatenate)."""
+    """Call `forward` once per group on the group's images cropped to its padded size (with their `proposals`, if
+    given); merge the outputs back into batch order (every per-image output is already padded to a fixed count, so
+    groups concatenate)."""
     outputs = []
     order: list[int] = []
     for (height, width), indices in groups:
@@ -75,6 +77,7 @@ def run_in_groups(
                 pixel_values=pixel_values[selection, :, :height, :width],
                 image_sizes=image_sizes[selection],
                 original_sizes=original_sizes[selection],
+                proposals=None if proposals is None else [proposals[index] for index in indices],
                 return_dict=True,
             )
         )

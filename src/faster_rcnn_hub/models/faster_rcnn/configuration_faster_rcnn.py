@@ -14,6 +14,7 @@ from .architecture import (
     BLOCK_EXPANSION,
     NECK_TYPES,
     NMS_TYPES,
+    PROPOSAL_SOURCES,
     RESNET_ARCHITECTURES,
     ROI_HEAD_TYPES,
     SHARED_RES5_STAGE,
@@ -127,6 +128,10 @@ class FasterRCNNConfig(PreTrainedConfig):
             Soft-NMS drops a box once its lowered score falls below this.
         rcnn_max_per_img (`int`, *optional*, defaults to 100):
             Detections kept per image; outputs are padded to this count.
+        proposal_source (`str`, *optional*, defaults to `"rpn"`):
+            Where the RoI head's boxes come from: `"rpn"` (Faster R-CNN; `forward` may still be given
+            `proposals`), or `"external"` for a Fast R-CNN trained on proposals from outside (selective search, another
+            detector), whose RPN is untrained: `forward` then requires `proposals`.
         source (`dict`, *optional*):
             Where the weights came from (checkpoint file, config name, SHA-256), recorded by the converter.
         train_cfg (`dict`, *optional*):
@@ -197,6 +202,7 @@ class FasterRCNNConfig(PreTrainedConfig):
     rcnn_soft_nms_sigma: float = 0.5
     rcnn_soft_nms_min_score: float = 1e-3
     rcnn_max_per_img: int = 100
+    proposal_source: str = "rpn"
 
     source: dict | None = None
     train_cfg: dict | None = None
@@ -317,6 +323,7 @@ class FasterRCNNConfig(PreTrainedConfig):
         _check_choice(self, "roi_head_type", ROI_HEAD_TYPES)
         _check_choice(self, "rcnn_nms_type", NMS_TYPES)
         _check_choice(self, "rcnn_soft_nms_method", SOFT_NMS_METHODS)
+        _check_choice(self, "proposal_source", PROPOSAL_SOURCES)
         for name in (
             "backbone_groups",
             "backbone_base_width",

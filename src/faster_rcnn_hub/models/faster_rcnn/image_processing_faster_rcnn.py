@@ -13,6 +13,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
 from .annotations import parse_image_annotations, training_target
 from .errors import InvalidAnnotationError, InvalidConfigError, InvalidImageError
+from .external_proposals import proposals_to_input_frame
 from .image_io import to_rgb_array
 
 RESIZE_BACKENDS = ("opencv", "torch")
@@ -197,6 +198,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         category_id_to_label: Mapping[int, int] | None = None,
         random_flip_probability: float | None = None,
         generator: torch.Generator | None = None,
+        proposals: Any = None,
         **kwargs: Any,
     ) -> BatchFeature:
         """Resize, normalize and pad one image or a list of images into a batch, with training labels if given.
@@ -215,6 +217,10 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
                 categories are dropped. `None` takes the `category_id` as the class index.
             random_flip_probability: Overrides the processor's flip probability for this call.
             generator: Random generator of the flips (PyTorch's global one when `None`), for repeatable runs.
+            proposals: Boxes for the RoI head from outside the model (selective search, another detector), one
+                `(n, 4)` array or tensor per image (or one for one image), x1, y1, x2, y2 in pixels of the original
+                image. They are scaled to the resized image, clipped to it and flipped with it, and returned as
+                `proposals`, the model's argument of that name.
 
         Returns:
             `BatchFeature` with `pixel_values` `(B, 3, H, W)` float32 (zero outside each image, see
@@ -223,7 +229,8 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             `annotations`, also `labels`: per image a dict with `class_labels` `(n,)`, `boxes` `(n, 4)` (x1, y1,
             x2, y2 in pixels of the resized, possibly flipped image: the model's `labels` argument), `size`,
             `orig_size`, `flipped` and `image_id`; such training batches are padded to their largest image only,
-            as mmdetection pads them, not to the fixed canvas.
+            as mmdetection pads them, not to the fixed canvas. With `proposals`, also `proposals`: per image an
+            `(n, 4)` float32 tensor in pixels of the resized, possibly flipped image, every box kept in order.
         """
         if kwargs:
             raise TypeError(f"Unexpected arguments to FasterRCNNImageProcessor: {sorted(kwargs)}.")
@@ -235,7 +242,9 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         parsed = self._parse_annotations(annotations, original_sizes)
         resized = [self.resize(array) for array in arrays]
         image_sizes = [array.shape[:2] for array in resized]
+        proposal_list = self._proposal_list(proposals, len(arrays))
         labels = None
+        flips = [False] * len(resized)
         if parsed is not None:
             probability = self.random_flip_probability if random_flip_probability is None else random_flip_probability
             _check_probability(probability)
@@ -260,7 +269,27 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         }
         if labels is not None:
             data["labels"] = labels
+        if proposal_list is not None:
+            data["proposals"] = [
+                proposals_to_input_frame(boxes, original, size, flip, index, pixel_values.device)
+                for index, (boxes, original, size, flip) in enumerate(
+                    zip(proposal_list, original_sizes, image_sizes, flips)
+                )
+            ]
         return BatchFeature(data=data)
+
+    @staticmethod
+    def _proposal_list(proposals: Any, num_images: int) -> list | None:
+        if proposals is None:
+            return None
+        one_image = isinstance(proposals, (np.ndarray, torch.Tensor)) and proposals.ndim == 2
+        proposal_list = [proposals] if one_image else proposals
+        if not isinstance(proposal_list, (Sequence, np.ndarray, torch.Tensor)) or len(proposal_list) != num_images:
+            count = len(proposal_list) if hasattr(proposal_list, "__len__") else type(proposal_list).__name__
+            raise InvalidAnnotationError(
+                f"proposals must hold one (n, 4) box array per image: {num_images} images, got {count}."
+            )
+        return list(proposal_list)
 
     @staticmethod
     def _parse_annotations(annotations: Any, original_sizes: Sequence[tuple[int, int]]) -> list | None:

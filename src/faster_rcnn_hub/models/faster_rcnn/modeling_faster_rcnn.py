@@ -16,7 +16,8 @@ from transformers.utils import ModelOutput
 from .backbone import BasicBlock, Bottleneck, ResNetBackbone, freeze_backbone_stages
 from .batching import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
 from .configuration_faster_rcnn import FasterRCNNConfig
-from .errors import InvalidImageError
+from .errors import InvalidConfigError, InvalidImageError
+from .external_proposals import check_proposals
 from .fpn import FeaturePyramidNetwork
 from .fused_inference import FusedInferenceMixin
 from .roi_heads import RoIHeads
@@ -24,9 +25,12 @@ from .rpn import RegionProposalNetwork
 
 # The training losses (anchor and RoI assignment, sampling, loss terms) are not part of the model code that a
 # converted folder carries: the faster_rcnn_hub package installs them with `set_training_loss_function`. A forward
-# with `labels` calls `function(model, pyramid, image_sizes, labels)`, which returns an object with `loss` (the
-# sum) and `loss_dict` (the terms under mmdetection's names).
-TrainingLossFunction = Callable[["FasterRCNNForObjectDetection", list[torch.Tensor], torch.Tensor, Any], Any]
+# with `labels` calls `function(model, pyramid, image_sizes, labels, proposals)` (`proposals`: the checked external
+# proposals, or `None` for the RPN's), which returns an object with `loss` (the sum) and `loss_dict` (the terms
+# under mmdetection's names).
+TrainingLossFunction = Callable[
+    ["FasterRCNNForObjectDetection", list[torch.Tensor], torch.Tensor, Any, "list[torch.Tensor] | None"], Any
+]
 _training_loss_function: TrainingLossFunction | None = None
 
 
@@ -71,11 +75,12 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     num_detections (`torch.LongTensor` of shape `(batch_size,)`):
         How many rows of `pred_boxes`, `scores` and `labels` are real detections.
     proposals (`torch.FloatTensor` of shape `(batch_size, max_proposals, 4)`):
-        RPN proposals as x1, y1, x2, y2 in resized-image pixels; zeros past `num_proposals`.
+        RPN proposals as x1, y1, x2, y2 in resized-image pixels; zeros past `num_proposals`. `None` when the
+        forward was given `proposals` (the caller has them).
     proposal_scores (`torch.FloatTensor` of shape `(batch_size, max_proposals)`):
-        Objectness of each proposal.
+        Objectness of each proposal; `None` with given `proposals`.
     num_proposals (`torch.LongTensor` of shape `(batch_size,)`):
-        How many proposal rows are real.
+        How many proposal rows are real (with given `proposals`: how many boxes the RoI head took per image).
     image_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
         `(height, width)` of each resized image inside the padded batch.
     original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
@@ -218,6 +223,7 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         labels: list[dict[str, torch.Tensor]] | None = None,
         return_dict: bool | None = None,
         padded_sizes: torch.Tensor | None = None,
+        proposals: list[torch.Tensor] | None = None,
         **kwargs,
     ) -> FasterRCNNObjectDetectionOutput | tuple:
         r"""
@@ -239,14 +245,29 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 resized input, as [`FasterRCNNImageProcessor`] returns them for `annotations`). The output then holds
                 `loss` and `loss_dict`, mmdetection's Faster R-CNN training losses. In training mode nothing else is
                 computed; in eval mode the detections are returned as well.
+            proposals (`list[torch.FloatTensor]`, *optional*):
+                Boxes for the RoI head from outside the model, one `(n_i, 4)` tensor per image: x1, y1, x2, y2 in
+                pixels of the resized input (the frame of the output's `proposals`; [`FasterRCNNImageProcessor`]
+                moves boxes given in original-image pixels there with its `proposals` argument). The RPN does not
+                run: the RoI head classifies and refines these boxes, as mmdetection's Fast R-CNN does, and with
+                `labels` only the second stage's losses (`loss_cls`, `loss_bbox`) are computed. Required when
+                `config.proposal_source` is `"external"`.
         """
         if kwargs:
             raise TypeError(
                 f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
-                "it takes pixel_values, image_sizes, original_sizes, padded_sizes and labels."
+                "it takes pixel_values, image_sizes, original_sizes, padded_sizes, labels and proposals."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
+        if proposals is not None:
+            proposals = check_proposals(proposals, pixel_values.size(0), pixel_values.device)
+        elif self.config.proposal_source == "external":
+            raise InvalidConfigError(
+                "This model is a Fast R-CNN trained on proposals from outside (config.proposal_source='external'); "
+                "its RPN is untrained. Pass proposals=[(n, 4) boxes per image], e.g. selective search's "
+                "(FasterRCNNImageProcessor(..., proposals=...) scales them to the input)."
+            )
         if padded_sizes is not None:
             padded_sizes = check_padded_sizes(padded_sizes, image_sizes, pixel_values)
             if self.training or labels is not None:
@@ -257,7 +278,7 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 # At inference every image must see only its own padding (see batching.py).
                 groups = group_by_padded_size(padded_sizes)
                 if len(groups) > 1 or groups[0][0] != tuple(pixel_values.shape[-2:]):
-                    output = run_in_groups(self.forward, groups, pixel_values, image_sizes, original_sizes)
+                    output = run_in_groups(self.forward, groups, pixel_values, image_sizes, original_sizes, proposals)
                     return output if return_dict else output.to_tuple()
 
         # A model loaded or cast to bfloat16/float16 runs its network in that dtype; proposals, RoIAlign, box
@@ -271,14 +292,18 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                     "copy of the model code does not carry: pip install faster-rcnn-hub, then load the model with "
                     "faster_rcnn_hub.FasterRCNNForObjectDetection."
                 )
-            losses = _training_loss_function(self, pyramid, image_sizes, labels)
+            losses = _training_loss_function(self, pyramid, image_sizes, labels, proposals)
             if self.training:
                 output = FasterRCNNObjectDetectionOutput(
                     loss=losses.loss, loss_dict=losses.loss_dict, image_sizes=image_sizes, original_sizes=original_sizes
                 )
                 return output if return_dict else output.to_tuple()
-        proposals = self.rpn(pyramid, image_sizes)
-        detections = self.roi_heads(pyramid, [proposal.boxes for proposal in proposals], image_sizes, original_sizes)
+        if proposals is None:
+            rpn_proposals = self.rpn(pyramid, image_sizes)
+            proposal_boxes = [proposal.boxes for proposal in rpn_proposals]
+        else:
+            rpn_proposals, proposal_boxes = None, proposals
+        detections = self.roi_heads(pyramid, proposal_boxes, image_sizes, original_sizes)
 
         max_detections, max_proposals = self.config.rcnn_max_per_img, self.config.rpn_max_per_img
         output = FasterRCNNObjectDetectionOutput(
@@ -288,9 +313,11 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             scores=_stack_padded([detection.scores for detection in detections], max_detections, 0.0),
             labels=_stack_padded([detection.labels for detection in detections], max_detections, -1),
             num_detections=_counts([detection.scores for detection in detections]),
-            proposals=_stack_padded([proposal.boxes for proposal in proposals], max_proposals, 0.0),
-            proposal_scores=_stack_padded([proposal.scores for proposal in proposals], max_proposals, 0.0),
-            num_proposals=_counts([proposal.scores for proposal in proposals]),
+            proposals=None if rpn_proposals is None else _stack_padded(proposal_boxes, max_proposals, 0.0),
+            proposal_scores=None
+            if rpn_proposals is None
+            else _stack_padded([proposal.scores for proposal in rpn_proposals], max_proposals, 0.0),
+            num_proposals=_counts(proposal_boxes),
             image_sizes=image_sizes,
             original_sizes=original_sizes,
         )
