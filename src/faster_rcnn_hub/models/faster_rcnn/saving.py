@@ -5,7 +5,8 @@ or the image processor, `Trainer.save_model` and `faster-rcnn-hub train` alike.
 `write_model_code(folder)` copies the code files and points `config.json`'s `auto_map` at the three entry
 modules. The code files are the entry modules and every module they import, found by reading their relative
 imports; it works the same from the package's model folder and from the copy transformers keeps in its module
-cache when this code itself was loaded as remote code, so a folder re-saved there carries the code too.
+cache when this code itself was loaded as remote code, so a folder re-saved there carries the code too (see
+`code_files`).
 
 `preprocessor_config.json` names no processor class and has no `auto_map` when `config.json` sits beside it:
 `AutoImageProcessor` then finds the processor through `config.json`. An `image_processor_type` there would make
@@ -61,8 +62,14 @@ def needed_modules(code_dir: Path, entry_modules: list[str]) -> list[str]:
 
 
 def code_files(code_dir: Path = CODE_DIR) -> list[Path]:
-    """The module files a saved folder carries: the three entry modules first, then the others by name."""
-    return [code_dir / f"{module}.py" for module in needed_modules(code_dir, [entry for _, entry, _ in ENTRY_POINTS])]
+    """The module files a saved folder carries: the three entry modules first, then the others by name.
+
+    A copy that transformers loaded as remote code may hold the modules of one entry only (releases from 5.x on
+    keep each entry module's files in a folder of their own): a save from there writes what that copy holds, and
+    transformers itself copies the model's modules when it saves a model loaded as remote code.
+    """
+    entries = [entry for _, entry, _ in ENTRY_POINTS if (code_dir / f"{entry}.py").is_file()]
+    return [code_dir / f"{module}.py" for module in needed_modules(code_dir, entries)]
 
 
 def write_model_code(folder: str | os.PathLike) -> list[str]:
