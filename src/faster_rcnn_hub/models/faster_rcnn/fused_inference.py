@@ -3,8 +3,9 @@
 The model keeps mmdetection's layers (`Conv2d`, `BatchNorm2d`, ...): its state dict, `save_pretrained` files and
 training see exactly the checkpoint's parameters. At inference (eval mode, no gradient wanted) each convolution
 runs instead from a derived copy: `weight * gamma / sqrt(var + eps)` and the matching bias, computed in float64 and
-rounded once to the compute dtype (in float32 on a device without float64, such as Apple's `mps`). On a CPU the copy runs through oneDNN's fused kernels (convolution + bias +
-ReLU, or + residual + ReLU, in one pass over memory); elsewhere through `conv2d` and in-place ReLU.
+rounded once to the compute dtype (in float32 on a device without float64, such as Apple's `mps`). On a CPU the
+copy runs through oneDNN's fused kernels (convolution + bias + ReLU, or + residual + ReLU, in one pass over
+memory); elsewhere through `conv2d` and in-place ReLU.
 
 Folding changes float rounding, not the function: the outputs differ from the unfused ones by float32 rounding
 (about 1e-6 relative), well inside the fixtures' parity tolerance, which the parity tests check on every model.
@@ -135,8 +136,9 @@ def folded_conv(conv: nn.Conv2d, norm: nn.BatchNorm2d | None = None) -> FoldedCo
     return folded
 
 
+@functools.cache
 def has_float64(device: torch.device) -> bool:
-    """Whether `device` computes in float64 (Apple's `mps` refuses it)."""
+    """Whether `device` computes in float64 (Apple's `mps` refuses it); asked once per device."""
     try:
         torch.zeros((), dtype=torch.float64, device=device)
     except (TypeError, RuntimeError):
@@ -169,37 +171,36 @@ def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d | None, key: tuple) -> FoldedCon
         )
 
 
+def tf32_switches() -> list[tuple[Any, str, Any, Any]]:
+    """`(settings object, attribute, value for TF32, value for true float32)` of each process-wide switch that
+    decides whether CUDA runs float32 convolutions and matrix products in TF32."""
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        # PyTorch 2.9 and later: the precision settings (mixing them with the older flags is an error there).
+        return [
+            (torch.backends.cudnn.conv, "fp32_precision", "tf32", "ieee"),
+            (torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee"),
+        ]
+    return [(torch.backends.cudnn, "allow_tf32", True, False), (torch.backends.cuda.matmul, "allow_tf32", True, False)]
+
+
 @contextlib.contextmanager
 def float32_precision_scope(allow_tf32: bool) -> Iterator[None]:
     """Run float32 convolutions and matrix products on CUDA in true float32 (`allow_tf32=False`) or TF32, and put
-    the caller's global settings back afterwards.
+    the caller's settings back afterwards, also when the body raises.
 
     PyTorch lets cuDNN run float32 convolutions in TF32 by default on Ampere and later GPUs (10 mantissa bits
     instead of 23); a detector amplifies that rounding, enough to move detections past mmdetection's tolerance.
-    The flags are process-wide, so another thread running float32 CUDA work at the same time sees them too.
+    The switches are process-wide, so another thread running float32 CUDA work at the same time sees them too.
     """
-    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
-        # PyTorch 2.9 and later: the precision API (mixing it with the older flags is an error there).
-        wanted = "tf32" if allow_tf32 else "ieee"
-        settings = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
-        saved = [setting.fp32_precision for setting in settings]
-        try:
-            for setting in settings:
-                setting.fp32_precision = wanted
-            yield
-        finally:
-            for setting, value in zip(settings, saved):
-                setting.fp32_precision = value
-        return
-    settings = (torch.backends.cudnn, torch.backends.cuda.matmul)
-    saved = [setting.allow_tf32 for setting in settings]
+    switches = tf32_switches()
+    saved = [getattr(settings, name) for settings, name, _, _ in switches]
     try:
-        for setting in settings:
-            setting.allow_tf32 = allow_tf32
+        for settings, name, tf32_value, float32_value in switches:
+            setattr(settings, name, tf32_value if allow_tf32 else float32_value)
         yield
     finally:
-        for setting, value in zip(settings, saved):
-            setting.allow_tf32 = value
+        for (settings, name, _, _), value in zip(switches, saved):
+            setattr(settings, name, value)
 
 
 def float32_precision_of_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
@@ -223,4 +224,5 @@ __all__ = [
     "folded_conv",
     "has_float64",
     "mkldnn_supports",
+    "tf32_switches",
 ]
