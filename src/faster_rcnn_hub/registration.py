@@ -13,6 +13,7 @@ forward with `labels` first needs it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .import_hooks import when_imported
@@ -53,11 +54,13 @@ def register_processor() -> None:
     from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from .models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 
-    AutoImageProcessor.register(
-        FasterRCNNConfig,
-        image_processor_classes={"torchvision": FasterRCNNImageProcessor, "pil": FasterRCNNImageProcessor},
-        exist_ok=True,
-    )
+    if "image_processor_classes" in inspect.signature(AutoImageProcessor.register).parameters:
+        # transformers 5.1 and later: one class per image backend
+        classes = {"torchvision": FasterRCNNImageProcessor, "pil": FasterRCNNImageProcessor}
+        AutoImageProcessor.register(FasterRCNNConfig, image_processor_classes=classes, exist_ok=True)
+    else:
+        # transformers 4.x and 5.0: a "slow" (NumPy/PyTorch) and a "fast" (torchvision) class; this is the former
+        AutoImageProcessor.register(FasterRCNNConfig, slow_image_processor_class=FasterRCNNImageProcessor, exist_ok=True)
 
 
 def install_training_losses() -> None:
