@@ -408,6 +408,8 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         if pad_size is None:
             canvas = tuple(map(max, zip(*padded_sizes)))
         else:
+            if not isinstance(pad_size, Mapping) or set(pad_size) != {"height", "width"}:
+                raise InvalidImageError(f"pad_size must be {{'height': int, 'width': int}}, got {pad_size!r}.")
             canvas = (int(pad_size["height"]), int(pad_size["width"]))
             if any(height > canvas[0] or width > canvas[1] for height, width in padded_sizes):
                 raise InvalidImageError(f"pad_size {dict(pad_size)} is smaller than an image's padded size {padded_sizes}.")
