@@ -27,7 +27,6 @@ from .errors import InvalidConfigError
 from .saving import save_with_model_code
 from .training_settings import TrainingSettings
 
-
 # Every architecture and test-time field with its default (documented in `FasterRCNNConfig`).
 FIELD_DEFAULTS: dict[str, Any] = {
     "backbone_depth": 50,
@@ -78,6 +77,7 @@ FIELD_DEFAULTS: dict[str, Any] = {
     "source": None,
     "train_cfg": None,
 }
+
 
 class FasterRCNNConfig(PreTrainedConfig):
     r"""

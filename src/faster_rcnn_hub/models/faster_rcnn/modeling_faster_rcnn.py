@@ -227,18 +227,20 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 module.fuse_for_inference = enabled
         return self
 
+    # Whether CUDA may run this model's float32 convolutions and matrix products in TF32 (see `enable_tf32`).
+    allow_tf32: bool = False
+
     def enable_tf32(self, enabled: bool = True) -> FasterRCNNForObjectDetection:
         """Let CUDA run this model's float32 convolutions and matrix products in TF32 (off by default).
 
-        TF32 keeps 10 of float32's 23 mantissa bits: on Ampere and later GPUs it is several times faster, and it
-        moves detections by more than mmdetection's tolerance. By default the model runs in true float32 whatever
-        the process-wide flags say (`torch.backends.cudnn.allow_tf32` is on by default), and puts those flags
-        back when its forward returns; `enable_tf32()` makes it use TF32 the same way, for its forward only.
+        TF32 keeps 10 of float32's 23 mantissa bits: on Ampere and later GPUs it is faster, and the network
+        amplifies its rounding, which can move detections past mmdetection's tolerance. By default the model runs
+        in true float32 whatever the process-wide switches say (cuDNN's allow TF32 by default), and puts those
+        switches back when its forward returns; `enable_tf32()` makes it use TF32 the same way, for its forward
+        only.
         """
         self.allow_tf32 = enabled
         return self
-
-    allow_tf32: bool = False
 
     @float32_precision_of_forward
     def forward(
