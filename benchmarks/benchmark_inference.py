@@ -42,6 +42,9 @@ from PIL import Image
 
 from faster_rcnn_hub.detection import NETWORK_DTYPES
 
+# "tf32": float32 weights with `enable_tf32()`, CUDA's TF32 convolutions and matrix products (float32 is exact).
+BENCHMARK_DTYPES = {**NETWORK_DTYPES, "tf32": NETWORK_DTYPES["float32"]}
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 IMAGES = FIXTURES / "images"
@@ -117,8 +120,8 @@ class Ours(Contender):
         self.name = f"ours-{dtype}" + ("" if fused else "-unfused")
         self.device = device
         self.processor = FasterRCNNImageProcessor.from_pretrained(model_dir)
-        self.model = FasterRCNNForObjectDetection.from_pretrained(model_dir, dtype=NETWORK_DTYPES[dtype])
-        self.model = self.model.to(device).eval()
+        self.model = FasterRCNNForObjectDetection.from_pretrained(model_dir, dtype=BENCHMARK_DTYPES[dtype])
+        self.model = self.model.to(device).eval().enable_tf32(dtype == "tf32")
         self.fused = fused
         self.model.enable_fused_inference(fused)
 
@@ -225,15 +228,18 @@ def forward_flops(contender: Contender, image: np.ndarray) -> float:
     return float(counter.get_total_flops())
 
 
-def conv_throughput(device: torch.device, dtype: torch.dtype, runs: int = 5) -> float:
+def conv_throughput(device: torch.device, dtype: torch.dtype, runs: int = 5, allow_tf32: bool = False) -> float:
     """GFLOP/s of one FPN-sized 3x3 convolution (256 -> 256 channels on 200 x 304, P2 of an 800 x 1216 input),
-    channels-last, as fast as this machine runs it; the yardstick for how close to the hardware a model gets."""
+    channels-last, as fast as this machine runs it; the yardstick for how close to the hardware a model gets.
+    float32 is measured in true float32 (as the model runs it), unless `allow_tf32`."""
+    from faster_rcnn_hub.models.faster_rcnn.fused_inference import float32_precision_scope
+
     channels, height, width = 256, 200, 304
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device=device, dtype=dtype).eval()
     conv = conv.to(memory_format=torch.channels_last)
     features = torch.randn(1, channels, height, width, device=device, dtype=dtype)
     features = features.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    with torch.inference_mode(), float32_precision_scope(allow_tf32):
         conv(features)
         seconds = statistics.median(timed(lambda: conv(features), device) for _ in range(runs))
     return 2 * channels * channels * 9 * height * width / seconds / 1e9
@@ -377,7 +383,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             report["gflop_per_forward"][contender.name] = forward_flops(contender, single[0]) / 1e9
     report["conv3x3_gflops_per_s"] = {
-        name: conv_throughput(device, NETWORK_DTYPES[name]) for name in sorted({"float32", *args.dtypes})
+        name: conv_throughput(device, BENCHMARK_DTYPES[name], allow_tf32=name == "tf32")
+        for name in sorted({"float32", *args.dtypes})
     }
     report["fraction_of_conv_throughput"] = {
         contender.name: report["gflop_per_forward"][contender.name] / report["latency_s"][contender.name]
@@ -460,7 +467,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", help="converted model folder (default: the fixtures' seeded r50_fpn_1x_coco)")
     parser.add_argument("--cache", default=str(ROOT / "benchmarks" / ".cache"), help="where the seeded model goes")
     parser.add_argument("--dtypes", type=lambda text: text.split(","), default=["float32", "bfloat16"],
-                        help="our dtypes, comma-separated (default float32,bfloat16)")  # fmt: skip
+                        help="our dtypes, comma-separated: float32, tf32 (CUDA), bfloat16, float16 (default float32,bfloat16)")  # fmt: skip
     parser.add_argument("--others", type=lambda text: text.split(",") if text else [],
                         default=["torchvision", "mmdetection"], help="other contenders (default torchvision,mmdetection)")  # fmt: skip
     parser.add_argument("--no-unfused", dest="unfused", action="store_false", help="skip ours-float32-unfused")
@@ -475,9 +482,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--measure-memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = set(args.dtypes) - set(NETWORK_DTYPES)
+    unknown = set(args.dtypes) - set(BENCHMARK_DTYPES)
     if unknown:
-        parser.error(f"unknown dtype(s) {sorted(unknown)}; choose from {sorted(NETWORK_DTYPES)}")
+        parser.error(f"unknown dtype(s) {sorted(unknown)}; choose from {sorted(BENCHMARK_DTYPES)}")
     return args
 
 

@@ -197,6 +197,17 @@ def test_remote_code_is_exactly_the_model_folder():
     assert names[:3] == [f"{module}.py" for _, module, _ in AUTO_MAP]
 
 
+def test_each_entry_module_imports_every_module_it_needs_directly():
+    # transformers 4.57 and 5.0 copy into their module cache only the modules an entry module imports directly,
+    # so a module reached only through another would be missing there (test_remote_code_versions.py loads them).
+    from faster_rcnn_hub.hub.remote_code import AUTO_MAP
+    from faster_rcnn_hub.models.faster_rcnn.saving import needed_modules, relative_imports
+
+    for _, entry, _ in AUTO_MAP:
+        direct = set(relative_imports(MODEL_FOLDER / f"{entry}.py"))
+        assert set(needed_modules(MODEL_FOLDER, [entry])) - {entry} <= direct, entry
+
+
 CLI_PROBE = """
 import json, sys
 from faster_rcnn_hub.cli import main
@@ -233,11 +244,14 @@ elif order == "model module first":
 config = AutoConfig.for_model("faster_rcnn", num_classes=3)
 model = AutoModelForObjectDetection.from_config(config)
 print(type(config).__module__, type(model).__module__)
+from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING
+print("FasterRCNNImageProcessor" in repr(IMAGE_PROCESSOR_MAPPING[type(config)]))
 from faster_rcnn_hub.models.faster_rcnn import modeling_faster_rcnn
 print(modeling_faster_rcnn._training_loss_function is not None)
 """
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("order", ["package first", "transformers first", "model module first"])
 def test_transformers_knows_the_model_whichever_is_imported_first(order):
     done = subprocess.run(
@@ -246,9 +260,10 @@ def test_transformers_knows_the_model_whichever_is_imported_first(order):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "faster_rcnn_hub could not" not in done.stderr  # no registration failed (they only warn)
-    modules_line, losses_line = done.stdout.strip().splitlines()[-2:]
+    modules_line, processor_line, losses_line = done.stdout.strip().splitlines()[-3:]
     assert modules_line.split() == [
         "faster_rcnn_hub.models.faster_rcnn.configuration_faster_rcnn",
         "faster_rcnn_hub.models.faster_rcnn.modeling_faster_rcnn",
     ]
+    assert processor_line == "True"  # AutoImageProcessor knows the processor
     assert losses_line == "True"  # a forward with labels finds the training losses

@@ -3,10 +3,8 @@ optional, and the Hugging Face Space folder."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -119,24 +117,6 @@ def test_package_and_other_commands_work_without_gradio(converted_model):
     assert result.returncode == 2, result.stderr
     assert "detections" in result.stdout
     assert "pip install 'faster-rcnn-hub[demo]'" in result.stderr
-
-
-def _pyproject() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def test_space_card_and_requirements_match_the_pins():
-    card = (ROOT / "demo" / "README.md").read_text()
-    front_matter = re.match(r"---\n(.*?)\n---\n", card, re.S).group(1)
-    fields = dict(line.split(": ", 1) for line in front_matter.splitlines())
-    demo_extra = _pyproject()["project"]["optional-dependencies"]["demo"]
-    gradio_pin = next(pin for pin in demo_extra if pin.startswith("gradio=="))
-    assert fields["sdk"] == "gradio" and fields["sdk_version"] == gradio_pin.split("==")[1]
-    assert fields["python_version"].strip('"') == "3.11" and (ROOT / "demo" / fields["app_file"]).is_file()
-
-    lines = (ROOT / "demo" / "requirements.txt").read_text().splitlines()
-    requirements = [line for line in lines if line and not line.startswith("#")]
-    assert sorted(requirements) == sorted(_pyproject()["project"]["dependencies"])
 
 
 def test_built_space_runs_its_own_copy_of_the_package(converted_model, tmp_path):

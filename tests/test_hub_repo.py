@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -25,6 +21,7 @@ from faster_rcnn_hub.hub import upload as hub
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.conversion import convert_checkpoint
 from faster_rcnn_hub.hub import upload_plan
+from isolated_python import REMOTE_DRIVER, run_isolated
 from parity import assert_matches, compare_detections
 from zoo_fixtures import tiny_zoo_checkpoint
 
@@ -46,25 +43,6 @@ def zoo_model(tmp_path_factory) -> tuple[Path, object]:
         result = convert_checkpoint(folder / filename, folder / "tiny-r50-fpn-coco")
     assert result.zoo_entry == entry
     return result.output_dir, entry
-
-
-def _isolated_environment(tmp_path: Path) -> dict[str, str]:
-    """Environment of a Python started with `-S`: site-packages on the path, but neither src/ nor the editable
-    install of this package (its .pth file is only read by the site module), and no network."""
-    site_packages = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(sorted(site_packages)),
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf-home"),
-        "HOME": str(tmp_path),
-    }
-
-
-def _run_isolated(script: Path, cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-S", str(script)], cwd=cwd, env=_isolated_environment(tmp_path), capture_output=True, text=True
-    )
 
 
 def test_model_card_metadata_passes_huggingface_hub_validation(zoo_model):
@@ -94,44 +72,17 @@ def test_model_card_metadata_passes_huggingface_hub_validation(zoo_model):
         assert expected in card.text, expected
 
 
+@pytest.mark.matrix
 def test_card_usage_code_runs_as_written_without_the_package(zoo_model, tmp_path):
     folder, _ = zoo_model
     blocks = re.findall(r"```python\n(.*?)```", (folder / "README.md").read_text(), flags=re.DOTALL)
     assert len(blocks) == 1 and f'model_id = "{folder.name}"' in blocks[0]
     snippet = tmp_path / "snippet.py"
     snippet.write_text(blocks[0])
-    done = _run_isolated(snippet, cwd=folder.parent, tmp_path=tmp_path)
+    done = run_isolated(snippet, cwd=folder.parent, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("[") >= 2  # the pipeline's results were printed
     assert "not supported for object-detection" not in done.stderr
-
-
-REMOTE_DRIVER = """
-import json, sys
-try:
-    import faster_rcnn_hub
-except ModuleNotFoundError:
-    pass
-else:
-    sys.exit("faster_rcnn_hub is importable: the test would not show that remote code suffices")
-import torch
-from PIL import Image
-from transformers import AutoImageProcessor, AutoModelForObjectDetection, pipeline
-
-folder, images = sys.argv[1], [Image.open(path) for path in sys.argv[2:]]
-model = AutoModelForObjectDetection.from_pretrained(folder, trust_remote_code=True).eval()
-processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
-assert type(processor).__module__.startswith("transformers_modules."), type(processor).__module__
-results = []
-for image in images:
-    with torch.no_grad():
-        outputs = model(**processor(images=[image]))
-    result = processor.post_process_object_detection(outputs, threshold=0.0)[0]
-    results.append({key: value.tolist() for key, value in result.items()})
-detector = pipeline("object-detection", model=folder, trust_remote_code=True)
-print(json.dumps({"model": results, "pipeline": detector(images, threshold=0.0, batch_size=3)}))
-"""
 
 
 # The model code converted folders carried before the package's layout changed (faster-rcnn-hub 0.1.0, flat
@@ -139,7 +90,8 @@ print(json.dumps({"model": results, "pipeline": detector(images, threshold=0.0, 
 CODE_BEFORE_LAYOUT = Path(__file__).parent / "fixtures" / "remote_code_v0.1.0"
 
 
-@pytest.mark.parametrize("code", ["current", "v0.1.0"])
+# The current code is also part of the fast job of the compatibility matrix; 0.1.0's needs transformers 5.
+@pytest.mark.parametrize("code", [pytest.param("current", marks=pytest.mark.matrix), "v0.1.0"])
 def test_folder_loads_as_remote_code_where_the_package_is_not_installed(zoo_model, tmp_path, code):
     folder = Path(shutil.copytree(zoo_model[0], tmp_path / "tiny-r50-fpn-coco"))
     if code == "v0.1.0":
@@ -153,12 +105,9 @@ def test_folder_loads_as_remote_code_where_the_package_is_not_installed(zoo_mode
     driver = tmp_path / "driver.py"
     driver.write_text(REMOTE_DRIVER)
     paths = [str(IMAGES / name) for name in REMOTE_IMAGES]
-    done = subprocess.run(
-        [sys.executable, "-S", str(driver), str(folder), *paths],
-        env=_isolated_environment(tmp_path), capture_output=True, text=True,
-    )  # fmt: skip
+    done = run_isolated(driver, str(folder), *paths, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    remote = json.loads(done.stdout.strip().splitlines()[-1])
+    remote = json.loads(done.stdout.strip().splitlines()[-1])["folders"][str(folder)]
 
     # The package gives the same detections as the remote code's model, and the remote pipeline those too.
     model = FasterRCNNForObjectDetection.from_pretrained(folder).eval()

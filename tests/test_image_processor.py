@@ -135,7 +135,10 @@ def test_save_and_load_round_trip(tmp_path):
     processor = FasterRCNNImageProcessor(size={"longest_edge": 1000, "shortest_edge": 600}, channel_order="bgr")
     processor.save_pretrained(tmp_path)
     loaded = FasterRCNNImageProcessor.from_pretrained(tmp_path)
-    assert loaded.to_dict() == processor.to_dict()
+    saved = loaded.to_dict()
+    # Saved alone (no config.json beside it), the processor names its own remote class (test_saving.py).
+    assert saved.pop("auto_map") == {"AutoImageProcessor": "image_processing_faster_rcnn.FasterRCNNImageProcessor"}
+    assert saved == processor.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -185,3 +188,84 @@ def test_post_processing_thresholds_and_rescales_to_target_sizes():
     assert both["boxes"].tolist() == [[20.0, 10.0, 60.0, 20.0], [2.0, 1.0, 6.0, 2.0]]
     with pytest.raises(ValueError, match="target_sizes"):
         processor.post_process_object_detection(outputs, target_sizes=[(1, 1), (2, 2)])
+
+
+# ------------------------------------------------------------------ transformers' conventions
+def _two_images() -> list[Image.Image]:
+    return [Image.open(IMAGES / "chelsea.png"), Image.open(IMAGES / "wide_pattern.png")]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"do_resize": False},
+        {"size": {"longest_edge": 500, "shortest_edge": 300}},
+        {"do_normalize": False},
+        {"image_mean": [100.0, 110.0, 120.0], "image_std": [50.0, 60.0, 70.0]},
+        {"channel_order": "bgr"},
+        {"do_pad": False},
+        {"pad_size_divisor": 64, "resize_backend": "torch"},
+    ],
+)
+def test_a_call_may_override_settings_for_itself(overrides):
+    processor = FasterRCNNImageProcessor(size={"longest_edge": 400, "shortest_edge": 240})
+    before = processor.to_dict()
+    found = processor(_two_images(), **overrides)
+    expected = FasterRCNNImageProcessor(**{**before, **overrides})(_two_images())
+    assert found.keys() == expected.keys()
+    for key in expected:
+        assert torch.equal(found[key], expected[key]), key
+    assert processor.to_dict() == before  # the processor itself is unchanged
+    assert not torch.equal(found["pixel_values"], processor(_two_images())["pixel_values"])
+
+
+def test_overrides_are_checked_like_settings():
+    processor = FasterRCNNImageProcessor()
+    with pytest.raises(TypeError, match="resample.*settings a call may override"):
+        processor(_two_images(), resample=2)
+    with pytest.raises(InvalidConfigError, match="size"):
+        processor(_two_images(), size={"height": 10})
+
+
+def test_return_tensors_np_gives_the_same_values_as_numpy_arrays():
+    processor = FasterRCNNImageProcessor(size={"longest_edge": 400, "shortest_edge": 240})
+    annotations = [{"image_id": 1, "annotations": [{"bbox": [10, 20, 30, 40], "category_id": 3}]}] * 2
+    as_torch = processor(_two_images(), annotations=annotations, return_tensors="pt")
+    as_numpy = processor(_two_images(), annotations=annotations, return_tensors="np")
+    for key in ("pixel_values", "image_sizes", "original_sizes", "padded_sizes"):
+        assert isinstance(as_numpy[key], np.ndarray), key
+        np.testing.assert_array_equal(as_numpy[key], as_torch[key].numpy())
+    assert isinstance(as_numpy["labels"][0]["boxes"], np.ndarray)
+    np.testing.assert_array_equal(as_numpy["labels"][1]["boxes"], as_torch["labels"][1]["boxes"].numpy())
+    with pytest.raises(ValueError, match="return_tensors must be one of"):
+        processor(_two_images(), return_tensors="tf")
+
+
+def test_pad_batches_images_prepared_one_by_one_as_a_batch_call_does():
+    processor = FasterRCNNImageProcessor(size={"longest_edge": 400, "shortest_edge": 240})
+    images = _two_images()
+    annotations = [{"image_id": index, "annotations": []} for index in range(2)]
+    whole = processor(images, annotations=annotations)  # a training batch: padded to its largest image
+    samples = [processor([image], annotations=[entry]) for image, entry in zip(images, annotations)]
+    padded = processor.pad(
+        [sample["pixel_values"][0] for sample in samples],
+        image_sizes=[sample["image_sizes"][0] for sample in samples],
+        return_pixel_mask=True,
+    )
+    for key in ("pixel_values", "image_sizes", "padded_sizes"):
+        assert torch.equal(padded[key], whole[key]), key
+    height, width = whole["image_sizes"][0].tolist()
+    mask = padded["pixel_mask"][0]
+    assert int(mask.sum()) == height * width and bool(mask[:height, :width].all())
+
+    # Inference samples sit on the fixed canvas: pad() cuts them to their own padded size first.
+    inference = processor.pad([processor([image])["pixel_values"] for image in images],
+                              image_sizes=[processor([image])["image_sizes"][0] for image in images])  # fmt: skip
+    assert torch.equal(inference["pixel_values"], whole["pixel_values"])
+    fixed = processor.pad([sample["pixel_values"][0] for sample in samples], pad_size={"height": 480, "width": 480},
+                          return_tensors="np")  # fmt: skip
+    assert fixed["pixel_values"].shape == (2, 3, 480, 480) and "pixel_mask" not in fixed
+    with pytest.raises(InvalidImageError, match="non-empty list"):
+        processor.pad([])
+    with pytest.raises(InvalidImageError, match="does not fit"):
+        processor.pad([samples[0]["pixel_values"][0]], image_sizes=[(5000, 10)])

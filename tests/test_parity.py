@@ -28,7 +28,12 @@ CASES = [
     "x101_32x8d_fpn_ms_3x_coco",
     "r50_fpn_1x_cityscapes",
 ]
-PARAMS = [(case, image) for case in CASES for image in case_images(case)]
+PARAMS = [
+    # The tiny models also make the fast job of the compatibility matrix (lowest and newest supported versions).
+    pytest.param(case, image, marks=[pytest.mark.matrix] if case.startswith("tiny") else [])
+    for case in CASES
+    for image in case_images(case)
+]
 _runs: dict = {}
 
 
@@ -123,7 +128,7 @@ def assert_pipeline_reports(found: list[dict], expected: dict, id2label: dict) -
 
 
 # Every image for the tiny models: the pipeline loads the converted folder itself and runs the model.
-TINY_PIPELINE_PARAMS = [(case, image) for case, image in PARAMS if case.startswith("tiny")]
+TINY_PIPELINE_PARAMS = [param for param in PARAMS if param.values[0].startswith("tiny")]
 FULL_SIZE_CASES = [case for case in CASES if not case.startswith("tiny")]
 _pipelines: dict = {}
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from faster_rcnn_hub import FasterRCNNForObjectDetection
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.errors import FasterRCNNHubError
+from faster_rcnn_hub.hub.remote_code import remote_loading_problems
 from faster_rcnn_hub.training.checkpoint import list_checkpoints, save_checkpoint
 from faster_rcnn_hub.training.data import CocoDetectionDataset, DetectionDataCollator
 from faster_rcnn_hub.training.model_setup import model_for_finetuning
@@ -185,6 +186,10 @@ def test_transformers_trainer_trains_the_model_with_the_collator(shapes, tmp_pat
     assert not torch.equal(before, model.roi_heads.box_predictor.cls_score.weight.detach())
     metrics = trainer.evaluate(eval_dataset=shapes)
     assert "eval_loss" in metrics and metrics["eval_loss"] > 0
+    # Trainer.save_model writes a folder that loads without this package (test_saving.py has the details).
+    trainer.processing_class = tiny_processor()
+    trainer.save_model(str(tmp_path / "saved"))
+    assert remote_loading_problems(tmp_path / "saved") == []
 
 
 def test_train_and_evaluate_commands(shapes, tmp_path, capsys):
@@ -204,6 +209,9 @@ def test_train_and_evaluate_commands(shapes, tmp_path, capsys):
         assert (output / name).is_file(), name
     assert "Training log" in (output / "README.md").read_text()
     assert [path.name for path in list_checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
+    # The final model and every checkpoint carry the model code.
+    for folder in (output, *list_checkpoints(output)):
+        assert remote_loading_problems(folder) == [], folder
 
     assert main(["train", *common, "--config", str(config_path)]) == 2
     assert "--resume" in capsys.readouterr().err

@@ -13,6 +13,7 @@ forward with `labels` first needs it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .import_hooks import when_imported
@@ -23,8 +24,13 @@ MODELING_MODULE = f"{MODEL_PACKAGE}.modeling_faster_rcnn"
 PROCESSOR_MODULE = f"{MODEL_PACKAGE}.image_processing_faster_rcnn"
 
 _AUTO_CONFIG_MODULES = ("transformers.configuration_utils", "transformers.models.auto.configuration_auto")
-_AUTO_MODEL_MODULES = ("transformers.modeling_utils", "transformers.models.auto.modeling_auto")
-_AUTO_PROCESSOR_MODULES = ("transformers.image_processing_utils", "transformers.models.auto.image_processing_auto")
+# A registration runs once its Auto class's module has loaded. The base module our classes derive from is only
+# waited for while it is loading: transformers 5 imports the Auto module from inside it (before it defines the base
+# class), transformers 4 loads the Auto module alone and the base module only when a model is built.
+_AUTO_MODEL_MODULES = ("transformers.models.auto.modeling_auto",)
+_MODEL_BASE_MODULE = "transformers.modeling_utils"
+_AUTO_PROCESSOR_MODULES = ("transformers.models.auto.image_processing_auto",)
+_PROCESSOR_BASE_MODULE = "transformers.image_processing_utils"
 
 
 def register_config() -> None:
@@ -53,11 +59,13 @@ def register_processor() -> None:
     from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from .models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 
-    AutoImageProcessor.register(
-        FasterRCNNConfig,
-        image_processor_classes={"torchvision": FasterRCNNImageProcessor, "pil": FasterRCNNImageProcessor},
-        exist_ok=True,
-    )
+    if "image_processor_classes" in inspect.signature(AutoImageProcessor.register).parameters:
+        # transformers 5.1 and later: one class per image backend
+        classes = {"torchvision": FasterRCNNImageProcessor, "pil": FasterRCNNImageProcessor}
+        AutoImageProcessor.register(FasterRCNNConfig, image_processor_classes=classes, exist_ok=True)
+    else:
+        # transformers 4.x and 5.0: a "slow" (NumPy/PyTorch) and a "fast" (torchvision) class; this is the former
+        AutoImageProcessor.register(FasterRCNNConfig, slow_image_processor_class=FasterRCNNImageProcessor, exist_ok=True)
 
 
 def install_training_losses() -> None:
@@ -82,13 +90,13 @@ def register_when_loaded() -> None:
     when_imported(
         _AUTO_CONFIG_MODULES + _AUTO_MODEL_MODULES,
         register_model,
-        waits_for=[CONFIG_MODULE, MODELING_MODULE],
+        waits_for=[CONFIG_MODULE, MODELING_MODULE, _MODEL_BASE_MODULE],
         description="register the model with transformers' AutoModelForObjectDetection",
     )
     when_imported(
         _AUTO_CONFIG_MODULES + _AUTO_PROCESSOR_MODULES,
         register_processor,
-        waits_for=[CONFIG_MODULE, PROCESSOR_MODULE],
+        waits_for=[CONFIG_MODULE, PROCESSOR_MODULE, _PROCESSOR_BASE_MODULE],
         description="register the image processor with transformers' AutoImageProcessor",
     )
 

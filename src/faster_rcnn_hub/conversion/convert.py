@@ -13,7 +13,6 @@ import torch
 from safetensors.torch import load_file
 
 from ..errors import CheckpointError, FasterRCNNHubError, MMDetConfigError
-from ..hub.remote_code import write_remote_code
 from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
@@ -195,7 +194,6 @@ def _write_folder(
     written = load_file(str(folder / "model.safetensors"))
     if set(written) != set(weights) or any(not torch.equal(written[key], weights[key]) for key in weights):
         raise CheckpointError("The written model.safetensors does not read back identically; nothing was kept.")
-    write_remote_code(folder)
     (folder / "README.md").write_text(card, encoding="utf-8")
 
 

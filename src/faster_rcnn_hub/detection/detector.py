@@ -63,8 +63,9 @@ class Detector:
                 f"a {dtype} network runs several times slower here than float32. Use float32 on this machine.",
                 stacklevel=2,
             )
-        self.model = FasterRCNNForObjectDetection.from_pretrained(str(model), dtype=NETWORK_DTYPES[dtype])
-        self.model = self.model.to(self.device).eval()
+        # Cast after loading rather than from_pretrained(dtype=...), which transformers before 4.56 calls torch_dtype.
+        self.model = FasterRCNNForObjectDetection.from_pretrained(str(model))
+        self.model = self.model.to(device=self.device, dtype=NETWORK_DTYPES[dtype]).eval()
         self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))
 
     def __call__(self, image: Any, threshold: float = 0.5) -> list[Detection]:

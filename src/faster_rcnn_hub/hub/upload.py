@@ -10,6 +10,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..errors import FasterRCNNHubError
+from .remote_code import remote_loading_problems
 
 
 class HubUploadError(FasterRCNNHubError):
@@ -27,10 +28,23 @@ class UploadFile:
 
 def upload_plan(folder: str | os.PathLike) -> list[UploadFile]:
     """Exactly the files `push_to_hub` uploads from `folder`: every regular file below it, except hidden ones
-    (any path part starting with `.`, such as `.git/` or `.DS_Store`), in sorted order."""
+    (any path part starting with `.`, such as `.git/` or `.DS_Store`), in sorted order.
+
+    Raises:
+        FasterRCNNHubError: `folder` is not a model folder, or it could not load with `trust_remote_code=True`
+            where this package is not installed (the message says what is missing).
+    """
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FasterRCNNHubError(f"{folder} is not a converted model folder (it has no config.json).")
+    problems = remote_loading_problems(folder)
+    if problems:
+        raise FasterRCNNHubError(
+            f"{folder} would not load with trust_remote_code=True where faster-rcnn-hub is not installed: "
+            + "; ".join(problems)
+            + ". Nothing was uploaded. Save the model and its processor again with this package's save_pretrained "
+            "(or convert the checkpoint again), which writes the model code, then upload."
+        )
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)

@@ -60,7 +60,7 @@ class BasicBlock(FusedInferenceMixin, nn.Module):
         self.shortcut = shortcut
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.runs_fused(self.conv1.weight):
+        if self.runs_fused(self.conv1.weight, hidden_states):
             identity = hidden_states if self.shortcut is None else self.shortcut.fused(hidden_states)
             out = folded_conv(self.conv1, self.bn1)(hidden_states, relu=True)
             return folded_conv(self.conv2, self.bn2)(out, relu=True, residual=identity)
@@ -116,7 +116,7 @@ class Bottleneck(FusedInferenceMixin, nn.Module):
         self.shortcut = shortcut
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.runs_fused(self.conv1.weight):
+        if self.runs_fused(self.conv1.weight, hidden_states):
             identity = hidden_states if self.shortcut is None else self.shortcut.fused(hidden_states)
             out = folded_conv(self.conv1, self.bn1)(hidden_states, relu=True)
             out = folded_conv(self.conv2, self.bn2)(out, relu=True)
@@ -139,7 +139,7 @@ class Stem(FusedInferenceMixin, nn.Module):
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self.runs_fused(self.conv.weight):
+        if self.runs_fused(self.conv.weight, pixel_values):
             # Channels-last from here on: the layout oneDNN's kernels read and write without reordering.
             return self.pool(folded_conv(self.conv, self.norm)(pixel_values, relu=True))
         return self.pool(self.relu(self.norm(self.conv(pixel_values))))

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any
 
-from transformers import PreTrainedConfig
+try:
+    from transformers import PreTrainedConfig
+except ImportError:  # transformers 4.x spells it PretrainedConfig
+    from transformers import PretrainedConfig as PreTrainedConfig
 
 from .architecture import (
     BACKBONE_STYLES,
@@ -21,7 +25,60 @@ from .architecture import (
     SOFT_NMS_METHODS,
 )
 from .errors import InvalidConfigError
+from .saving import save_with_model_code
 from .training_settings import TrainingSettings
+
+# Every architecture and test-time field with its default (documented in `FasterRCNNConfig`).
+FIELD_DEFAULTS: dict[str, Any] = {
+    "backbone_depth": 50,
+    "backbone_style": "pytorch",
+    "backbone_groups": 1,
+    "backbone_base_width": 4,
+    "backbone_base_channels": 64,
+    "backbone_num_stages": 4,
+    "backbone_strides": (1, 2, 2, 2),
+    "backbone_dilations": (1, 1, 1, 1),
+    "backbone_out_indices": (0, 1, 2, 3),
+    "backbone_frozen_stages": 1,
+    "backbone_norm_eval": True,
+    "norm_eps": 1e-5,
+    "neck_type": "fpn",
+    "fpn_out_channels": 256,
+    "fpn_num_outs": 5,
+    "rpn_feat_channels": 256,
+    "anchor_scales": (8.0,),
+    "anchor_ratios": (0.5, 1.0, 2.0),
+    "anchor_strides": (4, 8, 16, 32, 64),
+    "rpn_box_coder_means": (0.0, 0.0, 0.0, 0.0),
+    "rpn_box_coder_stds": (1.0, 1.0, 1.0, 1.0),
+    "rpn_nms_pre": 1000,
+    "rpn_nms_iou_threshold": 0.7,
+    "rpn_max_per_img": 1000,
+    "rpn_min_bbox_size": 0.0,
+    "roi_output_size": 7,
+    "roi_sampling_ratio": 0,
+    "roi_aligned": True,
+    "roi_finest_scale": 56.0,
+    "roi_featmap_strides": (4, 8, 16, 32),
+    "roi_head_type": "fc",
+    "shared_res5_stride": 2,
+    "shared_res5_dilation": 1,
+    "box_head_fc_channels": 1024,
+    "box_head_num_fcs": 2,
+    "reg_class_agnostic": False,
+    "box_coder_means": (0.0, 0.0, 0.0, 0.0),
+    "box_coder_stds": (0.1, 0.1, 0.2, 0.2),
+    "rcnn_score_threshold": 0.05,
+    "rcnn_nms_type": "nms",
+    "rcnn_nms_iou_threshold": 0.5,
+    "rcnn_soft_nms_method": "linear",
+    "rcnn_soft_nms_sigma": 0.5,
+    "rcnn_soft_nms_min_score": 1e-3,
+    "rcnn_max_per_img": 100,
+    "proposal_source": "rpn",
+    "source": None,
+    "train_cfg": None,
+}
 
 
 class FasterRCNNConfig(PreTrainedConfig):
@@ -152,90 +209,30 @@ class FasterRCNNConfig(PreTrainedConfig):
 
     model_type = "faster_rcnn"
 
-    backbone_depth: int = 50
-    backbone_style: str = "pytorch"
-    backbone_groups: int = 1
-    backbone_base_width: int = 4
-    backbone_base_channels: int = 64
-    backbone_num_stages: int = 4
-    backbone_strides: list[int] | tuple[int, ...] = (1, 2, 2, 2)
-    backbone_dilations: list[int] | tuple[int, ...] = (1, 1, 1, 1)
-    backbone_out_indices: list[int] | tuple[int, ...] = (0, 1, 2, 3)
-    backbone_frozen_stages: int = 1
-    backbone_norm_eval: bool = True
-    norm_eps: float = 1e-5
-
-    neck_type: str = "fpn"
-    fpn_out_channels: int = 256
-    fpn_num_outs: int = 5
-
-    rpn_feat_channels: int = 256
-    anchor_scales: list[float] | tuple[float, ...] = (8.0,)
-    anchor_ratios: list[float] | tuple[float, ...] = (0.5, 1.0, 2.0)
-    anchor_strides: list[int] | tuple[int, ...] = (4, 8, 16, 32, 64)
-    rpn_box_coder_means: list[float] | tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
-    rpn_box_coder_stds: list[float] | tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
-    rpn_nms_pre: int = 1000
-    rpn_nms_iou_threshold: float = 0.7
-    rpn_max_per_img: int = 1000
-    rpn_min_bbox_size: float = 0.0
-
-    roi_output_size: int = 7
-    roi_sampling_ratio: int = 0
-    roi_aligned: bool = True
-    roi_finest_scale: float = 56.0
-    roi_featmap_strides: list[int] | tuple[int, ...] = (4, 8, 16, 32)
-    roi_head_type: str = "fc"
-    shared_res5_stride: int = 2
-    shared_res5_dilation: int = 1
-
-    box_head_fc_channels: int = 1024
-    box_head_num_fcs: int = 2
-    reg_class_agnostic: bool = False
-    box_coder_means: list[float] | tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
-    box_coder_stds: list[float] | tuple[float, ...] = (0.1, 0.1, 0.2, 0.2)
-
-    rcnn_score_threshold: float = 0.05
-    rcnn_nms_type: str = "nms"
-    rcnn_nms_iou_threshold: float = 0.5
-    rcnn_soft_nms_method: str = "linear"
-    rcnn_soft_nms_sigma: float = 0.5
-    rcnn_soft_nms_min_score: float = 1e-3
-    rcnn_max_per_img: int = 100
-    proposal_source: str = "rpn"
-
-    source: dict | None = None
-    train_cfg: dict | None = None
-
-    def __post_init__(self, **kwargs: Any) -> None:
-        num_classes = kwargs.pop("num_classes", None)
-        if num_classes is not None and self.id2label is None:
+    def __init__(self, num_classes: int | None = None, **kwargs: Any) -> None:
+        # A plain `__init__` rather than dataclass fields: transformers 4.x and 5.0 build configs this way, and later
+        # releases still accept it, so the same file works as remote code on all of them.
+        for name, default in FIELD_DEFAULTS.items():
+            value = kwargs.pop(name, default)
+            setattr(self, name, list(value) if isinstance(value, tuple) else value)
+        id2label = kwargs.get("id2label")
+        if num_classes is not None and id2label is None:
             kwargs["num_labels"] = num_classes
-        elif num_classes is not None and len(self.id2label) != num_classes:
+        elif num_classes is not None and len(id2label) != num_classes:
             raise InvalidConfigError(
-                f"num_classes={num_classes} disagrees with id2label, which names {len(self.id2label)} classes; "
+                f"num_classes={num_classes} disagrees with id2label, which names {len(id2label)} classes; "
                 "give one of the two."
             )
-        if self.id2label is None and kwargs.get("num_labels") is None:
+        if id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 80
-        super().__post_init__(**kwargs)
-        for name in (
-            "backbone_strides",
-            "backbone_dilations",
-            "backbone_out_indices",
-            "anchor_scales",
-            "anchor_ratios",
-            "anchor_strides",
-            "rpn_box_coder_means",
-            "rpn_box_coder_stds",
-            "roi_featmap_strides",
-            "box_coder_means",
-            "box_coder_stds",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, tuple):
-                setattr(self, name, list(value))
+        super().__init__(**kwargs)
         self.validate()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Write `config.json` as transformers does, and the model code beside it (`saving.py`), so that the folder
+        loads with `trust_remote_code=True` where this package is not installed. The model's `save_pretrained`
+        (and so `Trainer.save_model`) saves its config through this."""
+        save_with_model_code(self, super().save_pretrained, save_directory, push_to_hub, **kwargs)
 
     # ------------------------------------------------------------------ derived architecture facts
     @property

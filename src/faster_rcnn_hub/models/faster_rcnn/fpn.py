@@ -31,7 +31,7 @@ class FeaturePyramidNetwork(FusedInferenceMixin, nn.Module):
         )
 
     def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        if self.runs_fused(self.output_convs[0].weight):
+        if self.runs_fused(self.output_convs[0].weight, *features):
             return self._forward_fused(features)
         laterals = [conv(feature) for conv, feature in zip(self.lateral_convs, features)]
         for index in range(len(laterals) - 1, 0, -1):

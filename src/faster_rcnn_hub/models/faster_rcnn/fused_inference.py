@@ -3,8 +3,9 @@
 The model keeps mmdetection's layers (`Conv2d`, `BatchNorm2d`, ...): its state dict, `save_pretrained` files and
 training see exactly the checkpoint's parameters. At inference (eval mode, no gradient wanted) each convolution
 runs instead from a derived copy: `weight * gamma / sqrt(var + eps)` and the matching bias, computed in float64 and
-rounded once to the compute dtype. On a CPU the copy runs through oneDNN's fused kernels (convolution + bias +
-ReLU, or + residual + ReLU, in one pass over memory); elsewhere through `conv2d` and in-place ReLU.
+rounded once to the compute dtype (in float32 on a device without float64, such as Apple's `mps`). On a CPU the
+copy runs through oneDNN's fused kernels (convolution + bias + ReLU, or + residual + ReLU, in one pass over
+memory); elsewhere through `conv2d` and in-place ReLU.
 
 Folding changes float rounding, not the function: the outputs differ from the unfused ones by float32 rounding
 (about 1e-6 relative), well inside the fixtures' parity tolerance, which the parity tests check on every model.
@@ -15,9 +16,12 @@ The copies are cached per convolution and rebuilt when any source tensor changes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +37,8 @@ class FusedInferenceMixin:
 
     def runs_fused(self, *sources: torch.Tensor) -> bool:
         """Whether this forward may take the inference path: eval mode, and no gradient wanted for `sources`
-        (the weights the fused path would copy, or the inputs it would read without autograd)."""
+        (the weights the fused path would copy, and the inputs it would read without autograd: a gradient with
+        respect to the image, for a saliency map, takes the unfused path)."""
         return (
             self.fuse_for_inference
             and not self.training
@@ -131,19 +136,30 @@ def folded_conv(conv: nn.Conv2d, norm: nn.BatchNorm2d | None = None) -> FoldedCo
     return folded
 
 
+@functools.cache
+def has_float64(device: torch.device) -> bool:
+    """Whether `device` computes in float64 (Apple's `mps` refuses it); asked once per device."""
+    try:
+        torch.zeros((), dtype=torch.float64, device=device)
+    except (TypeError, RuntimeError):
+        return False
+    return True
+
+
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d | None, key: tuple) -> FoldedConv:
     # Computed outside any inference_mode so that the copies stay usable in later plain no_grad calls.
     with torch.inference_mode(False), torch.no_grad():
         dtype = conv.weight.dtype
-        weight = conv.weight.detach().double()
+        fold_dtype = torch.float64 if has_float64(conv.weight.device) else torch.float32
+        weight = conv.weight.detach().to(fold_dtype)
         if conv.bias is not None:
-            bias = conv.bias.detach().double()
+            bias = conv.bias.detach().to(fold_dtype)
         else:
-            bias = torch.zeros(weight.size(0), dtype=torch.float64, device=weight.device)
+            bias = torch.zeros(weight.size(0), dtype=fold_dtype, device=weight.device)
         if norm is not None:
-            scale = norm.weight.detach().double() / torch.sqrt(norm.running_var.detach().double() + norm.eps)
+            scale = norm.weight.detach().to(fold_dtype) / torch.sqrt(norm.running_var.detach().to(fold_dtype) + norm.eps)
             weight = weight * scale[:, None, None, None]
-            bias = (bias - norm.running_mean.detach().double()) * scale + norm.bias.detach().double()
+            bias = (bias - norm.running_mean.detach().to(fold_dtype)) * scale + norm.bias.detach().to(fold_dtype)
         return FoldedConv(
             weight=weight.to(dtype).contiguous(),
             bias=bias.to(dtype),
@@ -155,4 +171,58 @@ def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d | None, key: tuple) -> FoldedCon
         )
 
 
-__all__ = ["FoldedConv", "FusedInferenceMixin", "cpu_runs_fast", "folded_conv", "mkldnn_supports"]
+def tf32_switches() -> list[tuple[Any, str, Any, Any]]:
+    """`(settings object, attribute, value for TF32, value for true float32)` of each process-wide switch that
+    decides whether CUDA runs float32 convolutions and matrix products in TF32."""
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        # PyTorch 2.9 and later: the precision settings (mixing them with the older flags is an error there).
+        return [
+            (torch.backends.cudnn.conv, "fp32_precision", "tf32", "ieee"),
+            (torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee"),
+        ]
+    return [(torch.backends.cudnn, "allow_tf32", True, False), (torch.backends.cuda.matmul, "allow_tf32", True, False)]
+
+
+@contextlib.contextmanager
+def float32_precision_scope(allow_tf32: bool) -> Iterator[None]:
+    """Run float32 convolutions and matrix products on CUDA in true float32 (`allow_tf32=False`) or TF32, and put
+    the caller's settings back afterwards, also when the body raises.
+
+    PyTorch lets cuDNN run float32 convolutions in TF32 by default on Ampere and later GPUs (10 mantissa bits
+    instead of 23); a detector amplifies that rounding, enough to move detections past mmdetection's tolerance.
+    The switches are process-wide, so another thread running float32 CUDA work at the same time sees them too.
+    """
+    switches = tf32_switches()
+    saved = [getattr(settings, name) for settings, name, _, _ in switches]
+    try:
+        for settings, name, tf32_value, float32_value in switches:
+            setattr(settings, name, tf32_value if allow_tf32 else float32_value)
+        yield
+    finally:
+        for (settings, name, _, _), value in zip(switches, saved):
+            setattr(settings, name, value)
+
+
+def float32_precision_of_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a model's `forward` to run inside `float32_precision_scope(model.allow_tf32)`; the signature
+    stays the forward's own (transformers reads it)."""
+
+    @functools.wraps(forward)
+    def scoped_forward(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        with float32_precision_scope(getattr(model, "allow_tf32", False)):
+            return forward(model, *args, **kwargs)
+
+    return scoped_forward
+
+
+__all__ = [
+    "FoldedConv",
+    "FusedInferenceMixin",
+    "cpu_runs_fast",
+    "float32_precision_of_forward",
+    "float32_precision_scope",
+    "folded_conv",
+    "has_float64",
+    "mkldnn_supports",
+    "tf32_switches",
+]

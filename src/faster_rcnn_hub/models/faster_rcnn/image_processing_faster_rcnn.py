@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,9 +17,24 @@ from .annotations import parse_image_annotations, training_target
 from .errors import InvalidAnnotationError, InvalidConfigError, InvalidImageError
 from .external_proposals import proposals_to_input_frame
 from .image_io import to_rgb_array
+from .saving import save_with_model_code
 
 RESIZE_BACKENDS = ("opencv", "torch")
 CHANNEL_ORDERS = ("rgb", "bgr")
+RETURN_TENSORS = ("pt", "np")
+# Settings a call may override for itself, as transformers' image processors allow (`processor(images, size=...)`).
+CALL_SETTINGS = (
+    "do_resize",
+    "size",
+    "resize_backend",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "channel_order",
+    "do_pad",
+    "pad_size_divisor",
+    "random_flip_probability",
+)
 
 
 def rescaled_size(height: int, width: int, longest_edge: int, shortest_edge: int) -> tuple[int, int]:
@@ -44,7 +61,7 @@ def resize_uint8(image: np.ndarray, height: int, width: int, backend: str = "ope
             import cv2
         except ImportError as error:
             raise ImportError(
-                "The exact (mmdetection) resize needs OpenCV: pip install opencv-python-headless, or create the "
+                "The exact (mmdetection) resize needs OpenCV: pip install opencv-contrib-python-headless, or create the "
                 "processor with resize_backend='torch' for an approximate resize."
             ) from error
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -149,6 +166,26 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
 
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> Any:
+        """Write `preprocessor_config.json` as transformers does, and the model code beside it (`saving.py`), so
+        that the folder loads with `trust_remote_code=True` where this package is not installed."""
+        return save_with_model_code(self, super().save_pretrained, save_directory, push_to_hub, **kwargs)
+
+    def with_settings(self, **overrides: Any) -> FasterRCNNImageProcessor:
+        """A copy of this processor with some settings changed (any of `CALL_SETTINGS`), validated."""
+        unknown = sorted(set(overrides) - set(CALL_SETTINGS))
+        if unknown:
+            raise TypeError(
+                f"Unexpected arguments to FasterRCNNImageProcessor: {unknown}; the settings a call may override are "
+                f"{list(CALL_SETTINGS)}."
+            )
+        changed = copy.copy(self)
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(changed, name, _copied(value))
+        changed.validate()
+        return changed
+
     # ------------------------------------------------------------------ preprocessing
     def __call__(self, images: Any, **kwargs: Any) -> BatchFeature:
         return self.preprocess(images, **kwargs)
@@ -199,7 +236,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         random_flip_probability: float | None = None,
         generator: torch.Generator | None = None,
         proposals: Any = None,
-        **kwargs: Any,
+        **settings: Any,
     ) -> BatchFeature:
         """Resize, normalize and pad one image or a list of images into a batch, with training labels if given.
 
@@ -210,7 +247,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
                 transformers' DETR processor: `{"image_id": ..., "annotations": [{"bbox": [x, y, w, h],
                 "category_id": ...}, ...]}` with boxes in pixels of the original image. Crowd, ignored and
                 degenerate objects are dropped, as mmdetection drops them.
-            return_tensors: `"pt"` (the default; `None` means the same).
+            return_tensors: `"pt"` (the default; `None` means the same) for PyTorch tensors, `"np"` for NumPy arrays.
             channels_first: Layout of 3-D arrays and tensors; inferred when `None`.
             device: Where to put the returned tensors.
             category_id_to_label: Maps each COCO `category_id` to a class index of the model; objects of other
@@ -221,6 +258,9 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
                 `(n, 4)` array or tensor per image (or one for one image), x1, y1, x2, y2 in pixels of the original
                 image. They are scaled to the resized image, clipped to it and flipped with it, and returned as
                 `proposals`, the model's argument of that name.
+            **settings: Any of the processor's settings (`do_resize`, `size`, `resize_backend`, `do_normalize`,
+                `image_mean`, `image_std`, `channel_order`, `do_pad`, `pad_size_divisor`), for this call only;
+                `None` keeps the processor's own.
 
         Returns:
             `BatchFeature` with `pixel_values` `(B, 3, H, W)` float32 (zero outside each image, see
@@ -232,10 +272,14 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             as mmdetection pads them, not to the fixed canvas. With `proposals`, also `proposals`: per image an
             `(n, 4)` float32 tensor in pixels of the resized, possibly flipped image, every box kept in order.
         """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments to FasterRCNNImageProcessor: {sorted(kwargs)}.")
-        if return_tensors not in (None, "pt"):
-            raise ValueError(f"Only return_tensors='pt' is supported, got {return_tensors!r}.")
+        return_tensors = _check_return_tensors(return_tensors, device)
+        if random_flip_probability is not None:
+            settings["random_flip_probability"] = random_flip_probability
+        if settings:
+            return self.with_settings(**settings).preprocess(
+                images, annotations, return_tensors, channels_first, device, category_id_to_label,
+                generator=generator, proposals=proposals,
+            )  # fmt: skip
         image_list = self._as_list(images)
         arrays = [to_rgb_array(image, channels_first) for image in image_list]
         original_sizes = [array.shape[:2] for array in arrays]
@@ -246,8 +290,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         labels = None
         flips = [False] * len(resized)
         if parsed is not None:
-            probability = self.random_flip_probability if random_flip_probability is None else random_flip_probability
-            _check_probability(probability)
+            probability = self.random_flip_probability
             flips = [
                 probability > 0 and bool(torch.rand((), generator=generator) < probability) for _ in resized
             ]
@@ -276,7 +319,7 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
                     zip(proposal_list, original_sizes, image_sizes, flips)
                 )
             ]
-        return BatchFeature(data=data)
+        return _as_return_tensors(data, return_tensors)
 
     @staticmethod
     def _proposal_list(proposals: Any, num_images: int) -> list | None:
@@ -346,6 +389,75 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             batch[index, :, : image.shape[0], : image.shape[1]] = tensor
         return batch
 
+    def pad(
+        self,
+        images: Sequence[torch.Tensor | np.ndarray],
+        image_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
+        return_pixel_mask: bool = False,
+        return_tensors: str | None = "pt",
+        pad_size: Mapping[str, int] | None = None,
+    ) -> BatchFeature:
+        """Stack prepared images of different sizes into one zero-padded batch, as a collate function needs.
+
+        Each image is cut to its own padded size (its `image_sizes` entry padded to `pad_size_divisor`; the
+        processor's outputs are zero beyond it), then padded at the bottom and right to the largest of them, or to
+        `pad_size`. This is what `__call__` does for a whole batch at once, so a batch made from samples prepared
+        one by one gives the model the same input.
+
+        Args:
+            images: `(3, H, W)` (or `(1, 3, H, W)`) `pixel_values` of single images, tensors or arrays.
+            image_sizes: `(height, width)` of each resized image inside its `pixel_values` (the processor's
+                `image_sizes`); by default the whole of each image.
+            return_pixel_mask: Also return `pixel_mask` `(B, H, W)`, 1 on image pixels and 0 on padding. The
+                model reads `image_sizes` instead and takes no `pixel_mask`: leave it out of the model's inputs.
+            return_tensors: `"pt"` or `"np"`.
+            pad_size: `{"height": ..., "width": ...}` to pad every image to, instead of the largest.
+
+        Returns:
+            `BatchFeature` with `pixel_values` `(B, 3, H, W)`, `image_sizes` and `padded_sizes` `(B, 2)`, and
+            `pixel_mask` when asked for.
+        """
+        return_tensors = _check_return_tensors(return_tensors, None)
+        if not isinstance(images, Sequence) or isinstance(images, (str, bytes)) or len(images) == 0:
+            raise InvalidImageError("pad() takes a non-empty list of prepared images (pixel_values of one image each).")
+        tensors = [_single_pixel_values(image, index) for index, image in enumerate(images)]
+        if image_sizes is None:
+            sizes = [tuple(tensor.shape[-2:]) for tensor in tensors]
+        else:
+            sizes = [tuple(int(side) for side in size) for size in _as_rows(image_sizes)]
+            if len(sizes) != len(tensors):
+                raise InvalidImageError(f"pad() got {len(tensors)} images but {len(sizes)} image_sizes.")
+        padded_sizes = []
+        for index, (tensor, (height, width)) in enumerate(zip(tensors, sizes)):
+            if not (0 < height <= tensor.shape[-2] and 0 < width <= tensor.shape[-1]):
+                raise InvalidImageError(
+                    f"image_sizes[{index}] = {(height, width)} does not fit in its image of size {tuple(tensor.shape[-2:])}."
+                )
+            padded_height, padded_width = self.padded_size(height, width)
+            padded_sizes.append((min(padded_height, tensor.shape[-2]), min(padded_width, tensor.shape[-1])))
+        if pad_size is None:
+            canvas = tuple(map(max, zip(*padded_sizes)))
+        else:
+            if not isinstance(pad_size, Mapping) or set(pad_size) != {"height", "width"}:
+                raise InvalidImageError(f"pad_size must be {{'height': int, 'width': int}}, got {pad_size!r}.")
+            canvas = (int(pad_size["height"]), int(pad_size["width"]))
+            if any(height > canvas[0] or width > canvas[1] for height, width in padded_sizes):
+                raise InvalidImageError(f"pad_size {dict(pad_size)} is smaller than an image's padded size {padded_sizes}.")
+        first = tensors[0]
+        batch = first.new_zeros((len(tensors), first.shape[0], *canvas))
+        mask = torch.zeros((len(tensors), *canvas), dtype=torch.long, device=first.device)
+        for index, (tensor, (height, width), (image_height, image_width)) in enumerate(zip(tensors, padded_sizes, sizes)):
+            batch[index, :, :height, :width] = tensor[:, :height, :width]
+            mask[index, :image_height, :image_width] = 1
+        data = {
+            "pixel_values": batch,
+            "image_sizes": torch.tensor(sizes, dtype=torch.long, device=first.device),
+            "padded_sizes": torch.tensor(padded_sizes, dtype=torch.long, device=first.device),
+        }
+        if return_pixel_mask:
+            data["pixel_mask"] = mask
+        return _as_return_tensors(data, return_tensors)
+
     # ------------------------------------------------------------------ post-processing
     def post_process_object_detection(
         self,
@@ -407,6 +519,57 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
 def _check_probability(value: Any) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
         raise InvalidConfigError(f"random_flip_probability must be a number in [0, 1], got {value!r}.")
+
+
+def _copied(value: Any) -> Any:
+    # Settings hold plain values; lists and dicts are copied so that a call's copy never shares them.
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return value
+
+
+def _check_return_tensors(return_tensors: str | None, device: Any) -> str:
+    return_tensors = "pt" if return_tensors is None else return_tensors
+    if return_tensors not in RETURN_TENSORS:
+        raise ValueError(f"return_tensors must be one of {RETURN_TENSORS} (or None for 'pt'), got {return_tensors!r}.")
+    if return_tensors == "np" and device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"return_tensors='np' gives NumPy arrays, which live on the CPU; got device={device!r}.")
+    return return_tensors
+
+
+def _as_return_tensors(data: dict[str, Any], return_tensors: str) -> BatchFeature:
+    if return_tensors == "np":
+        data = {key: _to_numpy(value) for key, value in data.items()}
+    return BatchFeature(data=data)
+
+
+def _to_numpy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, Mapping):
+        return {key: _to_numpy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_numpy(item) for item in value]
+    return value
+
+
+def _single_pixel_values(image: Any, index: int) -> torch.Tensor:
+    tensor = torch.from_numpy(np.asarray(image)) if isinstance(image, np.ndarray) else image
+    if not isinstance(tensor, torch.Tensor):
+        raise InvalidImageError(f"pad() takes tensors or arrays; image {index} is a {type(image).__name__}.")
+    if tensor.dim() == 4 and tensor.size(0) == 1:
+        tensor = tensor[0]
+    if tensor.dim() != 3:
+        raise InvalidImageError(
+            f"pad() takes the (3, H, W) pixel_values of one image each; image {index} has shape {tuple(tensor.shape)}."
+        )
+    return tensor
+
+
+def _as_rows(sizes: Any) -> list:
+    return sizes.tolist() if isinstance(sizes, (torch.Tensor, np.ndarray)) else list(sizes)
 
 
 __all__ = ["FasterRCNNImageProcessor"]

@@ -10,8 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.utils import ModelOutput
+
+try:
+    from transformers import initialization as init
+except ImportError:
+    # transformers 4.x has no initialisers that skip loaded weights; torch's are the same functions, and
+    # from_pretrained loads the checkpoint's weights after initialising.
+    from torch.nn import init
 
 from .backbone import BasicBlock, Bottleneck, ResNetBackbone, freeze_backbone_stages
 from .batching import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
@@ -19,9 +25,20 @@ from .configuration_faster_rcnn import FasterRCNNConfig
 from .errors import InvalidConfigError, InvalidImageError
 from .external_proposals import check_proposals
 from .fpn import FeaturePyramidNetwork
-from .fused_inference import FusedInferenceMixin
+from .fused_inference import FusedInferenceMixin, float32_precision_of_forward
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork
+
+# transformers 4.57 and 5.0 copy into their module cache only the files that an entry module (this one, the
+# configuration and the image processor) imports directly, so every module the model needs, directly or not, is
+# imported here too (tests/test_architecture.py checks it).
+from .architecture import BLOCK_EXPANSION  # noqa: F401
+from .boxes import DeltaXYWHBoxCoder  # noqa: F401
+from .nms import batched_nms  # noqa: F401
+from .roi_align import MultiLevelRoIAlign  # noqa: F401
+from .saving import write_model_code  # noqa: F401
+from .shared_res5_head import SharedRes5Head  # noqa: F401
+from .training_settings import TrainingSettings  # noqa: F401
 
 # The training losses (anchor and RoI assignment, sampling, loss terms) are not part of the model code that a
 # converted folder carries: the faster_rcnn_hub package installs them with `set_training_loss_function`. A forward
@@ -215,6 +232,22 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 module.fuse_for_inference = enabled
         return self
 
+    # Whether CUDA may run this model's float32 convolutions and matrix products in TF32 (see `enable_tf32`).
+    allow_tf32: bool = False
+
+    def enable_tf32(self, enabled: bool = True) -> FasterRCNNForObjectDetection:
+        """Let CUDA run this model's float32 convolutions and matrix products in TF32 (off by default).
+
+        TF32 keeps 10 of float32's 23 mantissa bits: on Ampere and later GPUs it is faster, and the network
+        amplifies its rounding, which can move detections past mmdetection's tolerance. By default the model runs
+        in true float32 whatever the process-wide switches say (cuDNN's allow TF32 by default), and puts those
+        switches back when its forward returns; `enable_tf32()` makes it use TF32 the same way, for its forward
+        only.
+        """
+        self.allow_tf32 = enabled
+        return self
+
+    @float32_precision_of_forward
     def forward(
         self,
         pixel_values: torch.Tensor,

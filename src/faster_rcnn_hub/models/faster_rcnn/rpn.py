@@ -34,7 +34,7 @@ class RPNHead(FusedInferenceMixin, nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         objectness, box_deltas = [], []
-        fused = self.runs_fused(self.conv.weight)
+        fused = self.runs_fused(self.conv.weight, *features)
         for feature in features:
             if fused:
                 hidden = folded_conv(self.conv)(feature, relu=True)
