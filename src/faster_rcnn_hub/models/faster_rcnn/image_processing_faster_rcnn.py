@@ -61,8 +61,8 @@ def resize_uint8(image: np.ndarray, height: int, width: int, backend: str = "ope
             import cv2
         except ImportError as error:
             raise ImportError(
-                "The exact (mmdetection) resize needs OpenCV: pip install opencv-contrib-python-headless, or create the "
-                "processor with resize_backend='torch' for an approximate resize."
+                "The exact (mmdetection) resize needs OpenCV: pip install opencv-contrib-python-headless, or create "
+                "the processor with resize_backend='torch' for an approximate resize."
             ) from error
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     tensor = torch.tensor(image).permute(2, 0, 1)[None].float()
