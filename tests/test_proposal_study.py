@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.evaluation.proposal_recall import proposal_recall
@@ -21,14 +22,22 @@ def small_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     card = folder / "card.md"
     card.write_text("# A model card\n\nIts own text.\n")
+    threads_before = torch.get_num_threads()
+    study_threads = 1 if threads_before != 1 else 2
     code = main(["proposals-study", "--small", "--output", str(folder / "out"), "--no-progress",
-                 "--model-card", str(card)])  # fmt: skip
+                 "--model-card", str(card), "--threads", str(study_threads)])  # fmt: skip
     assert code == 0
-    return folder / "out", card
+    return folder / "out", card, threads_before, torch.get_num_threads()
+
+
+def test_the_study_gives_back_the_thread_count_it_set(small_study):
+    # A later inference in the same process would otherwise differ in the last bit from a fresh process's.
+    _, _, threads_before, threads_after = small_study
+    assert threads_after == threads_before
 
 
 def test_json_holds_recall_and_time_of_each_proposal_method(small_study):
-    output, _ = small_study
+    output = small_study[0]
     result = json.loads((output / "proposal_study.json").read_text())
     proposals = result["proposals"]
     assert proposals["images"] == 6 and proposals["objects"] > 6
@@ -48,7 +57,7 @@ def test_json_holds_recall_and_time_of_each_proposal_method(small_study):
 
 def test_recall_in_the_json_is_that_of_the_proposals_written(small_study):
     # Recompute selective search's (fast) recall from the proposal file the study kept for the Fast R-CNN.
-    output, _ = small_study
+    output = small_study[0]
     result = json.loads((output / "proposal_study.json").read_text())
     dataset = CocoDetectionDataset(output / "data" / "held-out" / "annotations.json", output / "data" / "held-out" / "images")
     kept = ProposalSet.load(output / "proposals" / "eval-selective-search-fast.npz")
@@ -65,7 +74,7 @@ def test_recall_in_the_json_is_that_of_the_proposals_written(small_study):
 
 
 def test_detection_comparison_trains_and_evaluates_both_detectors(small_study):
-    output, _ = small_study
+    output = small_study[0]
     detection = json.loads((output / "proposal_study.json").read_text())["detection"]
     detectors = detection["detectors"]
     assert set(detectors) == {"faster_rcnn", "fast_rcnn"}
@@ -82,7 +91,7 @@ def test_detection_comparison_trains_and_evaluates_both_detectors(small_study):
 
 
 def test_plots_report_and_model_card(small_study):
-    output, card = small_study
+    output, card = small_study[:2]
     for name in ("recall_vs_proposals.png", "recall_vs_iou.png", "time_per_image.png"):
         assert (output / name).read_bytes()[:8] == PNG_SIGNATURE, name
     report = (output / "report.md").read_text()

@@ -34,6 +34,7 @@ from ..evaluation.proposal_recall import proposal_recall
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 from ..proposals.proposal_file import ProposalSet
+from ..threads import thread_count
 from ..training.data import CocoDetectionDataset
 from ..training.default_recipe import HELD_OUT_IMAGES, HELD_OUT_SEED, IMAGE_SIZE, TRAIN_IMAGES, TRAIN_SEED
 from .detectors import FAST_RCNN, FASTER_RCNN, Schedule, evaluate_detector, train_detector
@@ -278,13 +279,14 @@ def run_proposal_study(settings: StudySettings, say: Callable[[str], None] = pri
     the plots and `report.md`."""
     settings.validate()
     require_matplotlib()  # before hours of work, not after
+    with thread_count(settings.threads, opencv=True):
+        return _run_study(settings, say)
+
+
+def _run_study(settings: StudySettings, say: Callable[[str], None]) -> dict[str, Any]:
     size = settings.size()
     output = Path(settings.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(settings.threads)
-    import cv2
-
-    cv2.setNumThreads(settings.threads)
     wall_start, load_at_start = time.perf_counter(), _load_average()
 
     synthetic = settings.annotations is None

@@ -22,6 +22,7 @@ from ..data.synthetic import SHAPE_CLASSES, SyntheticSpec, write_dataset
 from ..errors import FasterRCNNHubError
 from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..threads import thread_count
 from .checkpoint import latest_checkpoint
 from .data import CocoDetectionDataset
 from .model_card import render_model_card
@@ -128,7 +129,11 @@ def train_default_model(
     run_dir = work / "run"
     if latest_checkpoint(run_dir) is not None and not resume:
         raise FasterRCNNHubError(f"{run_dir} holds an earlier run; pass --resume to continue it or remove {work}.")
-    torch.set_num_threads(threads)
+    with thread_count(threads):
+        return _train(output, work, run_dir, threads, resume, progress_bar)
+
+
+def _train(output: Path, work: Path, run_dir: Path, threads: int, resume: bool, progress_bar: bool) -> dict[str, Any]:
     wall_start, cpu_start = time.perf_counter(), time.process_time()
 
     spec = SyntheticSpec(image_size=(IMAGE_SIZE, IMAGE_SIZE))
