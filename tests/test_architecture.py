@@ -23,6 +23,7 @@ RANKS = {
     "import_hooks": 1,
     "default_model": 2,
     "distributed": 2,
+    "output_files": 2,
     "zoo": 3,
     "hub": 3,
     "data": 3,

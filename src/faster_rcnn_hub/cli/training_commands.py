@@ -89,6 +89,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                           help="proposal file (.npz) of the images: the RoI head runs on these boxes (Fast R-CNN)")
     evaluate.add_argument("--results-json", help="write the detections here (COCO results format)")
     evaluate.add_argument("--metrics-json", help="write the metrics here")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace a --results-json or --metrics-json file that evaluate did not write (never "
+                          "the annotations file)")  # fmt: skip
     evaluate.add_argument("--batch-size", type=positive_int, default=4)
     add_runtime_arguments(evaluate)
 
@@ -368,6 +371,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
     from ..training.data import CocoDetectionDataset
 
+    _check_evaluation_outputs(args)
     device = _setup_runtime(args)
     model_dir = Path(args.model) if args.model else default_model_dir()
     if not (model_dir / "config.json").is_file():
@@ -406,6 +410,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         payload = {key: value for key, value in metrics.items() if key != "summary"} | {"VOC_mAP50": voc["mAP"]}
         Path(args.metrics_json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
+
+
+def _check_evaluation_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --results-json or --metrics-json that would replace an input or a file evaluate
+    did not write (without --overwrite), or that cannot be written."""
+    from ..output_files import check_output_file
+
+    inputs = [path for path in (args.annotations, args.proposals) if path]
+    if args.results_json:
+        check_output_file(args.results_json, "--results-json", args.overwrite, _is_coco_results, inputs)
+    if args.metrics_json:
+        check_output_file(args.metrics_json, "--metrics-json", args.overwrite, _is_metrics, inputs)
+
+
+def _is_coco_results(content: object) -> bool:
+    """Whether parsed JSON is what `evaluate --results-json` writes: a list of COCO detection results."""
+    keys = {"image_id", "category_id", "bbox", "score"}
+    return isinstance(content, list) and all(isinstance(item, dict) and set(item) == keys for item in content)
+
+
+def _is_metrics(content: object) -> bool:
+    """Whether parsed JSON is what `evaluate --metrics-json` writes."""
+    return isinstance(content, dict) and {"AP", "VOC_mAP50"} <= set(content)
 
 
 def run_synth(args: argparse.Namespace) -> int:

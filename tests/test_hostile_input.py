@@ -1,0 +1,137 @@
+"""Input a careless or hostile user gives the command line: nothing already written is lost, and every refusal is
+one `error:` line with exit code 2, given before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from conftest import IMAGES
+from faster_rcnn_hub.cli import main
+from faster_rcnn_hub.default_model import example_image_path
+from training_helpers import tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return tiny_dataset(tmp_path_factory.mktemp("hostile") / "data", num_images=2)
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Fail the test if a command loads a model: its checks must come before any work."""
+    from faster_rcnn_hub import detection
+    from faster_rcnn_hub.models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the command's outputs were checked")
+
+    monkeypatch.setattr(detection, "Detector", refuse)
+    monkeypatch.setattr(FasterRCNNForObjectDetection, "from_pretrained", refuse)
+
+
+def one_error_line(capsys) -> str:
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and ": error: " in error, error
+    return error
+
+
+def test_detect_gives_images_with_one_file_name_annotated_copies_of_their_own(tmp_path, capsys):
+    first, second = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
+    for source, target in ((example_image_path(), first), (IMAGES / "tiny_noise.png", second)):
+        target.parent.mkdir()
+        shutil.copy(source, target)
+    output = tmp_path / "out"
+    assert main(["detect", str(first), str(second), "--output-dir", str(output), "--threshold", "0.9"]) == 0
+    assert sorted(path.name for path in output.iterdir()) == ["x-2_detections.png", "x_detections.png"]
+    assert Image.open(output / "x_detections.png").size == Image.open(first).size
+    assert Image.open(output / "x-2_detections.png").size == Image.open(second).size
+    assert f"annotated image: {output / 'x-2_detections.png'}" in capsys.readouterr().out
+
+
+def test_annotated_names_never_take_another_images_name():
+    from faster_rcnn_hub.cli.detection_commands import annotated_image_names
+
+    assert annotated_image_names(["a/x.png", "b/x.png", "c/x-2.png", "d/X.jpg"]) == ["x", "x-3", "x-2", "X-4"]
+
+
+def test_evaluate_never_overwrites_the_annotations_or_a_foreign_file(dataset, tmp_path, capsys, no_model_loading):
+    annotations = dataset / "annotations.json"
+    original = annotations.read_bytes()
+    common = ["evaluate", "--annotations", str(annotations), "--images", str(dataset / "images")]
+    for extra in ([], ["--overwrite"]):
+        assert main([*common, "--results-json", str(annotations), *extra]) == 2
+        assert "is also an input" in one_error_line(capsys)
+    assert annotations.read_bytes() == original
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"keep": true}')
+    assert main([*common, "--results-json", str(notes)]) == 2
+    assert "--overwrite" in one_error_line(capsys) and notes.read_text() == '{"keep": true}'
+    assert main([*common, "--metrics-json", str(notes)]) == 2
+    assert "--overwrite" in one_error_line(capsys) and notes.read_text() == '{"keep": true}'
+
+
+def test_evaluate_replaces_its_own_earlier_results(dataset, tmp_path):
+    from faster_rcnn_hub.cli.training_commands import _is_coco_results
+    from faster_rcnn_hub.output_files import check_output_file
+
+    earlier = tmp_path / "results.json"
+    earlier.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.5}]))
+    check_output_file(earlier, "--results-json", is_own_output=_is_coco_results)  # no error: its own output
+    earlier.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "area": 12, "id": 1}]))
+    with pytest.raises(ValueError, match="was not written by this command"):
+        check_output_file(earlier, "--results-json", is_own_output=_is_coco_results)
+
+
+def test_unwritable_outputs_are_refused_before_any_work(dataset, tmp_path, capsys, no_model_loading):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep")
+    image = str(example_image_path())
+    assert main(["detect", image, "--output-dir", str(blocker / "out")]) == 2
+    assert "--output-dir" in one_error_line(capsys)
+    assert main(["detect", image, "--no-draw", "--json", str(blocker / "d.json")]) == 2
+    assert "--json" in one_error_line(capsys)
+    assert main(["detect", image, "--no-draw", "--json", str(tmp_path)]) == 2
+    assert "is a folder" in one_error_line(capsys)
+    assert main(["evaluate", "--annotations", str(dataset / "annotations.json"), "--images", str(dataset / "images"),
+                 "--results-json", str(blocker / "r.json")]) == 2  # fmt: skip
+    assert "--results-json" in one_error_line(capsys)
+    assert blocker.read_text() == "keep"
+
+
+def test_detect_refuses_a_foreign_json_and_never_writes_over_an_image(tmp_path, capsys, no_model_loading):
+    image = tmp_path / "x.png"
+    shutil.copy(example_image_path(), image)
+    original = image.read_bytes()
+    assert main(["detect", str(image), "--no-draw", "--json", str(image), "--overwrite"]) == 2
+    assert "is also an input" in one_error_line(capsys) and image.read_bytes() == original
+    notes = tmp_path / "notes.json"
+    notes.write_text("[1, 2]")
+    assert main(["detect", str(image), "--no-draw", "--json", str(notes)]) == 2
+    assert "--overwrite" in one_error_line(capsys) and notes.read_text() == "[1, 2]"
+
+
+def test_detect_decodes_one_window_of_images_at_a_time(tmp_path, monkeypatch, capsys):
+    from faster_rcnn_hub.detection import Detector
+    from faster_rcnn_hub.models.faster_rcnn import image_io
+
+    images = []
+    for index in range(6):
+        images.append(tmp_path / f"{index}.png")
+        Image.open(IMAGES / "tiny_noise.png").save(images[-1])
+    decoded, decoded_at_each_batch = [], []
+    load_image, detect_batch = image_io.load_image, Detector.detect_batch
+    monkeypatch.setattr(image_io, "load_image", lambda path, *args, **kwargs: decoded.append(path) or load_image(path))
+
+    def counting_detect_batch(self, batch, *args, **kwargs):
+        decoded_at_each_batch.append(len(decoded))
+        return detect_batch(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "detect_batch", counting_detect_batch)
+    assert main(["detect", *map(str, images), "--no-draw", "--batch-size", "1"]) == 0
+    # --batch-size 1: four images in memory at a time, never all six.
+    assert decoded_at_each_batch == [4, 6]
+    assert capsys.readouterr().out.count("detections (score > 0.5)") == 6
