@@ -99,6 +99,8 @@ def test_unwritable_outputs_are_refused_before_any_work(dataset, tmp_path, capsy
     assert main(["evaluate", "--annotations", str(dataset / "annotations.json"), "--images", str(dataset / "images"),
                  "--results-json", str(blocker / "r.json")]) == 2  # fmt: skip
     assert "--results-json" in one_error_line(capsys)
+    assert main(["predict", "--images", image, "--output", str(blocker / "p.jsonl")]) == 2
+    assert "--output" in one_error_line(capsys)
     assert blocker.read_text() == "keep"
 
 
@@ -135,3 +137,67 @@ def test_detect_decodes_one_window_of_images_at_a_time(tmp_path, monkeypatch, ca
     # --batch-size 1: four images in memory at a time, never all six.
     assert decoded_at_each_batch == [4, 6]
     assert capsys.readouterr().out.count("detections (score > 0.5)") == 6
+
+
+def _remove(folder, name):
+    (folder / name).unlink()
+
+
+def _truncate_weights(folder, name):
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
+
+
+def _narrow_class_layer(folder, name):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / name)
+    tensors["roi_heads.box_predictor.cls_score.weight"] = tensors["roi_heads.box_predictor.cls_score.weight"][:-1]
+    save_file(tensors, folder / name, metadata={"format": "pt"})
+
+
+def _break_json(folder, name):
+    (folder / name).write_text('{"model_type": "faster_rcnn",')
+
+
+def _quote_num_classes(folder, name):
+    config = json.loads((folder / name).read_text())
+    (folder / name).write_text(json.dumps(config | {"num_classes": str(len(config["id2label"]))}))
+
+
+@pytest.mark.parametrize(
+    ("breaker", "name", "expected"),
+    [
+        (_remove, "preprocessor_config.json", "has no preprocessor_config.json"),
+        (_remove, "config.json", "has no config.json"),
+        (_truncate_weights, "model.safetensors", "model.safetensors is truncated"),
+        (_narrow_class_layer, "model.safetensors", "cls_score.weight: the file has [5, 256], the config needs [6, 256]"),
+        (_break_json, "config.json", "config.json is not valid JSON"),
+        (_break_json, "preprocessor_config.json", "preprocessor_config.json is not valid JSON"),
+        (_quote_num_classes, "config.json", "config.json: num_classes must be a positive integer, got '5'"),
+    ],
+)
+def test_a_broken_model_folder_is_one_error_naming_the_file(tmp_path, capsys, breaker, name, expected):
+    from faster_rcnn_hub.default_model import default_model_dir
+
+    folder = tmp_path / "model"
+    shutil.copytree(default_model_dir(), folder)
+    breaker(folder, name)
+    assert main(["detect", str(example_image_path()), "--model", str(folder), "--no-draw"]) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_a_missing_model_folder_or_device_is_one_error(tmp_path, capsys, monkeypatch):
+    import torch
+
+    image = str(example_image_path())
+    assert main(["detect", image, "--model", str(tmp_path / "nonexistent"), "--no-draw"]) == 2
+    assert "Model folder not found" in one_error_line(capsys)
+    assert main(["detect", image, "--model", "/nonexistent", "--no-draw"]) == 2
+    assert "Model folder not found: /nonexistent" in one_error_line(capsys)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for command in (["detect", image, "--no-draw"], ["predict", "--images", image, "--output", str(tmp_path / "o")]):
+        assert main([*command, "--device", "cuda"]) == 2
+        assert "--device cuda: this machine has no usable CUDA GPU" in one_error_line(capsys)
+    assert main(["detect", image, "--no-draw", "--device", "gpu"]) == 2
+    assert "is not a device name" in one_error_line(capsys)

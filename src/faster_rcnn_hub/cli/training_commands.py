@@ -134,8 +134,9 @@ def _setup_runtime(args: argparse.Namespace) -> Any:
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    device = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from ..detection.devices import check_device
+
+    return check_device(getattr(args, "device", None))
 
 
 def _printer(progress_bar: bool) -> Callable[[str], None]:
@@ -366,6 +367,7 @@ def _proposal_set(path: str | None) -> Any:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..default_model import default_model_dir
+    from ..detection.model_folder import check_model_source
     from ..evaluation import coco_box_metrics, predict_coco_results, voc_mean_average_precision
     from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
     from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
@@ -374,8 +376,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _check_evaluation_outputs(args)
     device = _setup_runtime(args)
     model_dir = Path(args.model) if args.model else default_model_dir()
-    if not (model_dir / "config.json").is_file():
-        raise FasterRCNNHubError(f"{model_dir} is not a model folder (no config.json).")
+    check_model_source(model_dir)
     model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
     processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
     if model.config.proposal_source == "external" and not args.proposals:

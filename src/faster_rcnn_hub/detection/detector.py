@@ -12,12 +12,14 @@ import numpy as np
 import torch
 from huggingface_hub.utils import tqdm
 
-from ..errors import FasterRCNNHubError
+from ..errors import FasterRCNNHubError, ModelNotFoundError
 from ..models.faster_rcnn.batching import group_by_padded_size
 from ..models.faster_rcnn.fused_inference import cpu_runs_fast
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+from .devices import check_device
+from .model_folder import check_model_source
 
 # detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
 _BATCHES_PER_WINDOW = 4
@@ -52,11 +54,10 @@ class Detector:
     def __init__(
         self, model: str | os.PathLike, device: str | torch.device | None = None, dtype: str = "float32"
     ) -> None:
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype not in NETWORK_DTYPES:
             raise FasterRCNNHubError(f"dtype must be one of {sorted(NETWORK_DTYPES)}, got {dtype!r}.")
-        self.device = torch.device(device)
+        self.device = check_device(device)
+        check_model_source(model)
         if self.device.type == "cpu" and not cpu_runs_fast(NETWORK_DTYPES[dtype]):
             warnings.warn(
                 f"This CPU has no {dtype} units (torch reports ISA {torch.backends.cpu.get_cpu_capability()}): "
@@ -64,9 +65,12 @@ class Detector:
                 stacklevel=2,
             )
         # Cast after loading rather than from_pretrained(dtype=...), which transformers before 4.56 calls torch_dtype.
-        self.model = FasterRCNNForObjectDetection.from_pretrained(str(model))
+        try:
+            self.model = FasterRCNNForObjectDetection.from_pretrained(str(model))
+            self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))
+        except OSError as error:  # transformers' words for a Hub id it cannot find or reach
+            raise ModelNotFoundError(f"Cannot load the model {str(model)!r}: {error}") from error
         self.model = self.model.to(device=self.device, dtype=NETWORK_DTYPES[dtype]).eval()
-        self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))
 
     def __call__(self, image: Any, threshold: float = 0.5) -> list[Detection]:
         """Detections with a score above `threshold` in one image (a path, PIL image, array or tensor)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PredictionOutputError
+from ..output_files import check_writable_folder
 
 PART_SUFFIX = ".part-"
 
@@ -40,6 +41,7 @@ def check_output_path(output: Path) -> None:
         raise PredictionOutputError(f"--output {output} is a folder; give a file name such as {output / 'detections.jsonl'}.")
     if output.exists() and not output.is_file():
         raise PredictionOutputError(f"--output {output} exists and is not a regular file.")
+    check_writable_folder(output.parent, f"--output {output}")
 
 
 def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:

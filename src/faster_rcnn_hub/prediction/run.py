@@ -12,6 +12,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
+from ..detection.devices import check_device
 from ..distributed import Processes
 from ..errors import FasterRCNNHubError, InvalidImageError, ModelNotFoundError
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
@@ -162,7 +163,7 @@ def predict_to_jsonl(
     output = Path(output)
     check_output_path(output)
     model_source = resolve_model(model)
-    processes = Processes(device)
+    processes = Processes(check_device(device) if device is not None else None)
     plan: Any = None
     if processes.is_main:
         try:
