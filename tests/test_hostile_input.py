@@ -27,7 +27,7 @@ def no_model_loading(monkeypatch):
     from faster_rcnn_hub.models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded before the command's outputs were checked")
+        raise AssertionError("a model was loaded before the command finished checking its input and outputs")
 
     monkeypatch.setattr(detection, "Detector", refuse)
     monkeypatch.setattr(FasterRCNNForObjectDetection, "from_pretrained", refuse)
@@ -201,3 +201,71 @@ def test_a_missing_model_folder_or_device_is_one_error(tmp_path, capsys, monkeyp
         assert "--device cuda: this machine has no usable CUDA GPU" in one_error_line(capsys)
     assert main(["detect", image, "--no-draw", "--device", "gpu"]) == 2
     assert "is not a device name" in one_error_line(capsys)
+
+
+def _spoil_annotations(folder):
+    """Four problems, each of which used to go unnoticed until it changed a result or stopped a long run."""
+    coco = json.loads((folder / "annotations.json").read_text())
+    first = coco["annotations"][0]
+    coco["annotations"].append(dict(first, id=900, category_id=99))
+    coco["annotations"].append(dict(first, id=901, bbox=[10, 10, -4, 8]))
+    coco["categories"].append({"id": 77, "name": coco["categories"][0]["name"]})
+    missing = coco["images"][1]["file_name"]
+    (folder / "annotations.json").write_text(json.dumps(coco))
+    return missing
+
+
+def test_evaluate_and_train_list_every_annotation_problem_before_any_work(tmp_path, capsys, no_model_loading):
+    folder = tiny_dataset(tmp_path / "data", num_images=2)
+    missing = _spoil_annotations(folder)
+    shutil.move(folder / "images" / missing, tmp_path / missing)
+    annotations, images = str(folder / "annotations.json"), str(folder / "images")
+    expected = [
+        "has 4 problem(s)",
+        "2 categories have the name",
+        f"its file {folder / 'images' / missing} does not exist",
+        "annotation 900: category_id 99 is no category of the file",
+        "annotation 901: bbox [10, 10, -4, 8] has a width of -4 (it must be positive)",
+    ]
+    assert main(["evaluate", "--annotations", annotations, "--images", images]) == 2
+    error = one_error_line(capsys)
+    assert all(text in error for text in expected), error
+    output = tmp_path / "run"
+    assert main(["train", "--annotations", annotations, "--images", images, "--output-dir", str(output),
+                 "--model", str(example_image_path().parent / "default_model"), "--max-steps", "1"]) == 2  # fmt: skip
+    error = one_error_line(capsys)
+    assert all(text in error for text in expected), error
+    assert not output.exists()
+
+
+def test_an_empty_annotation_list_and_many_problems(tmp_path, capsys, no_model_loading):
+    from faster_rcnn_hub.errors import InvalidAnnotationError
+    from faster_rcnn_hub.training.coco_checks import check_coco_content
+
+    folder = tiny_dataset(tmp_path / "data", num_images=1)
+    coco = json.loads((folder / "annotations.json").read_text())
+    (folder / "annotations.json").write_text(json.dumps(coco | {"annotations": []}))
+    assert main(["evaluate", "--annotations", str(folder / "annotations.json"), "--images", str(folder / "images")]) == 2
+    assert "the 'annotations' list is empty" in one_error_line(capsys)
+    boxes = [dict(coco["annotations"][0], id=index, bbox=[0, 0, 0, 5]) for index in range(25)]
+    with pytest.raises(InvalidAnnotationError, match="has 25 problem.*annotation 19: .*; and 5 more") as raised:
+        check_coco_content(coco | {"annotations": boxes}, folder / "annotations.json", folder / "images")
+    assert "annotation 20:" not in str(raised.value)
+
+
+def test_convert_names_the_tensors_that_hold_nan(tmp_path, capsys):
+    import torch
+
+    from conftest import MMDET
+
+    checkpoint = torch.load(MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth", weights_only=False)
+    weights = checkpoint["state_dict"]
+    weights["roi_head.bbox_head.fc_cls.bias"][:2] = float("nan")
+    weights["backbone.conv1.weight"].view(-1)[0] = float("inf")
+    spoiled = tmp_path / "diverged.pth"
+    torch.save(checkpoint, spoiled)
+    assert main(["convert", str(spoiled), str(tmp_path / "out")]) == 2
+    error = one_error_line(capsys)
+    assert "holds NaN or infinite weights" in error
+    assert "roi_head.bbox_head.fc_cls.bias (2 NaN of" in error and "backbone.conv1.weight (1 infinite of" in error
+    assert not (tmp_path / "out").exists()

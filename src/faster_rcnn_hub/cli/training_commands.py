@@ -369,6 +369,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..default_model import default_model_dir
     from ..detection.model_folder import check_model_source
     from ..evaluation import coco_box_metrics, predict_coco_results, voc_mean_average_precision
+    from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
     from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
     from ..training.data import CocoDetectionDataset
@@ -377,15 +378,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = _setup_runtime(args)
     model_dir = Path(args.model) if args.model else default_model_dir()
     check_model_source(model_dir)
-    model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
-    processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
-    if model.config.proposal_source == "external" and not args.proposals:
+    config = FasterRCNNConfig.from_pretrained(str(model_dir))
+    if config.proposal_source == "external" and not args.proposals:
         raise FasterRCNNHubError(
             f"{model_dir} is a Fast R-CNN (it was trained on proposals from outside): give the images' proposals with "
             "--proposals FILE (faster-rcnn-hub selective-search makes one)."
         )
-    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(model.config),
+    # The data set (every annotation checked, every image file found) before the model loads and detects.
+    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(config),
                                    proposals=_proposal_set(args.proposals))  # fmt: skip
+    model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
+    processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
     unmatched = [name for label, name in enumerate(dataset.class_names) if label not in dataset.label_to_category_id]
     print(f"Evaluating {model_dir} on {len(dataset)} images of {args.annotations}")
     if unmatched:

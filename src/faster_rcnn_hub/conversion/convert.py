@@ -74,6 +74,7 @@ def convert_checkpoint(
     output_dir = Path(output_dir)
     _check_target(output_dir, overwrite)  # fail before the slow part
     checkpoint = load_mmdet_checkpoint(checkpoint_path)
+    _check_finite(checkpoint)
     zoo_entry = find_zoo_entry_by_sha256(checkpoint.sha256)
     mmdet_config, config_origin = _mmdet_config(checkpoint, config_path, zoo_entry)
     settings = settings_from_mmdet_config(mmdet_config)
@@ -114,6 +115,25 @@ def convert_checkpoint(
         lambda folder: _write_folder(folder, model, processor, weights, card),
     )
     return ConversionResult(output_dir=output_dir, config=config, processor=processor, notes=notes, zoo_entry=zoo_entry)
+
+
+def _check_finite(checkpoint: MMDetCheckpoint) -> None:
+    """Refuse weights with NaN or infinite values (a diverged training run saves them), naming the tensors: the
+    model would detect nothing, and NaN never compares equal, so the file would not even read back identically."""
+    spoiled = []
+    for name, tensor in checkpoint.state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            nan, infinite = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+            if nan or infinite:
+                kinds = ", ".join(f"{count} {kind}" for count, kind in ((nan, "NaN"), (infinite, "infinite")) if count)
+                spoiled.append(f"{name} ({kinds} of {tensor.numel()} values)")
+    if spoiled:
+        more = f" and {len(spoiled) - 10} more tensors" if len(spoiled) > 10 else ""
+        raise CheckpointError(
+            f"{checkpoint.path} holds NaN or infinite weights, in {', '.join(spoiled[:10])}{more}: it was saved from a "
+            "training run that diverged. Convert an earlier checkpoint of the run (or retrain with a lower learning "
+            "rate or gradient clipping); nothing was written."
+        )
 
 
 def _mmdet_config(
