@@ -269,3 +269,21 @@ def test_convert_names_the_tensors_that_hold_nan(tmp_path, capsys):
     assert "holds NaN or infinite weights" in error
     assert "roi_head.bbox_head.fc_cls.bias (2 NaN of" in error and "backbone.conv1.weight (1 infinite of" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_the_system_refuses_to_write_in_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                           no_model_loading):  # fmt: skip
+    # Tests run as root here, which may write in a chmod 555 folder: the refusal is simulated where it happens.
+    from faster_rcnn_hub import output_files
+
+    def permission_denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(output_files.tempfile, "TemporaryFile", permission_denied)
+    image = str(example_image_path())
+    for command in (["detect", image, "--output-dir", str(tmp_path)],
+                    ["detect", image, "--no-draw", "--json", str(tmp_path / "d.json")],
+                    ["predict", "--images", image, "--output", str(tmp_path / "p.jsonl")]):  # fmt: skip
+        assert main(command) == 2
+        assert f"cannot write in {tmp_path} (Permission denied)" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
