@@ -201,18 +201,29 @@ def test_a_missing_model_folder_or_device_is_one_error(tmp_path, capsys, monkeyp
         assert "--device cuda: this machine has no usable CUDA GPU" in one_error_line(capsys)
     assert main(["detect", image, "--no-draw", "--device", "gpu"]) == 2
     assert "is not a device name" in one_error_line(capsys)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert main(["detect", image, "--no-draw", "--device", "cuda:3"]) == 2
+    assert "has 1 CUDA GPU(s), numbered from 0; use cuda:0 to cuda:0" in one_error_line(capsys)
 
 
 def _spoil_annotations(folder):
-    """Four problems, each of which used to go unnoticed until it changed a result or stopped a long run."""
+    """Seven problems, most of which used to go unnoticed until they changed a result or stopped a long run."""
     coco = json.loads((folder / "annotations.json").read_text())
     first = coco["annotations"][0]
     coco["annotations"].append(dict(first, id=900, category_id=99))
     coco["annotations"].append(dict(first, id=901, bbox=[10, 10, -4, 8]))
+    coco["annotations"].append(dict(first, id=902, bbox=[10, 10, "4", 8]))
+    coco["annotations"].append(dict(first, id=903, image_id=999))
     coco["categories"].append({"id": 77, "name": coco["categories"][0]["name"]})
+    coco["images"].append(dict(coco["images"][0]))
     missing = coco["images"][1]["file_name"]
     (folder / "annotations.json").write_text(json.dumps(coco))
     return missing
+
+
+def coco_first_image_id(folder) -> str:
+    return str(json.loads((folder / "annotations.json").read_text())["images"][0]["id"])
 
 
 def test_evaluate_and_train_list_every_annotation_problem_before_any_work(tmp_path, capsys, no_model_loading):
@@ -221,8 +232,11 @@ def test_evaluate_and_train_list_every_annotation_problem_before_any_work(tmp_pa
     shutil.move(folder / "images" / missing, tmp_path / missing)
     annotations, images = str(folder / "annotations.json"), str(folder / "images")
     expected = [
-        "has 4 problem(s)",
+        "has 7 problem(s)",
         "2 categories have the name",
+        f"2 images have the id {coco_first_image_id(folder)!r}",
+        "annotation 902: bbox must be 4 finite numbers [x, y, width, height], got [10, 10, '4', 8]",
+        "annotation 903: image_id 999 is no image of the file",
         f"its file {folder / 'images' / missing} does not exist",
         "annotation 900: category_id 99 is no category of the file",
         "annotation 901: bbox [10, 10, -4, 8] has a width of -4 (it must be positive)",
