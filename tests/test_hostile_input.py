@@ -195,6 +195,8 @@ def test_a_missing_model_folder_or_device_is_one_error(tmp_path, capsys, monkeyp
     assert "Model folder not found" in one_error_line(capsys)
     assert main(["detect", image, "--model", "/nonexistent", "--no-draw"]) == 2
     assert "Model folder not found: /nonexistent" in one_error_line(capsys)
+    assert main(["detect", image, "--model", "nobody/no-such-model", "--no-draw"]) == 2
+    assert "Cannot load the model 'nobody/no-such-model'" in one_error_line(capsys)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for command in (["detect", image, "--no-draw"], ["predict", "--images", image, "--output", str(tmp_path / "o")]):
         assert main([*command, "--device", "cuda"]) == 2

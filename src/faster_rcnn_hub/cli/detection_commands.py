@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import FasterRCNNHubError
+from ..errors import FasterRCNNHubError, ModelNotFoundError
 from .arguments import add_dtype_argument
 
 
@@ -78,7 +78,11 @@ def run_detect(args: argparse.Namespace) -> int:
     # written; the pixels are decoded batch by batch below, so memory holds a few batches, not every image.
     for path in args.images:
         check_image_file(path)
-    detector = Detector(args.model if args.model else default_model_dir(), device=args.device, dtype=args.dtype)
+    model = args.model if args.model else default_model_dir()
+    try:
+        detector = Detector(model, device=args.device, dtype=args.dtype)
+    except OSError as error:  # transformers' words for a Hub id it cannot find or download
+        raise ModelNotFoundError(f"Cannot load the model {str(model)!r}: {' '.join(str(error).split())}") from error
     report = {}
     chunk = args.batch_size * _BATCHES_IN_MEMORY
     for start in range(0, len(args.images), chunk):

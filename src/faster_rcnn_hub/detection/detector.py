@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from huggingface_hub.utils import tqdm
 
-from ..errors import FasterRCNNHubError, ModelNotFoundError
+from ..errors import FasterRCNNHubError
 from ..models.faster_rcnn.batching import group_by_padded_size
 from ..models.faster_rcnn.fused_inference import cpu_runs_fast
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
@@ -65,12 +65,9 @@ class Detector:
                 stacklevel=2,
             )
         # Cast after loading rather than from_pretrained(dtype=...), which transformers before 4.56 calls torch_dtype.
-        try:
-            self.model = FasterRCNNForObjectDetection.from_pretrained(str(model))
-            self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))
-        except OSError as error:  # transformers' words for a Hub id it cannot find or reach
-            raise ModelNotFoundError(f"Cannot load the model {str(model)!r}: {error}") from error
+        self.model = FasterRCNNForObjectDetection.from_pretrained(str(model))
         self.model = self.model.to(device=self.device, dtype=NETWORK_DTYPES[dtype]).eval()
+        self.processor = FasterRCNNImageProcessor.from_pretrained(str(model))
 
     def __call__(self, image: Any, threshold: float = 0.5) -> list[Detection]:
         """Detections with a score above `threshold` in one image (a path, PIL image, array or tensor)."""
