@@ -74,7 +74,7 @@ def test_evaluate_never_overwrites_the_annotations_or_a_foreign_file(dataset, tm
     assert "--overwrite" in one_error_line(capsys) and notes.read_text() == '{"keep": true}'
 
 
-def test_evaluate_replaces_its_own_earlier_results(dataset, tmp_path):
+def test_evaluate_replaces_its_own_earlier_results(tmp_path):
     from faster_rcnn_hub.cli.training_commands import _is_coco_results
     from faster_rcnn_hub.output_files import check_output_file
 
