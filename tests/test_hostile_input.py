@@ -9,9 +9,9 @@ import shutil
 import pytest
 from PIL import Image
 
-from conftest import IMAGES
+from conftest import IMAGES, MMDET
 from faster_rcnn_hub.cli import main
-from faster_rcnn_hub.default_model import example_image_path
+from faster_rcnn_hub.default_model import default_model_dir, example_image_path
 from training_helpers import tiny_dataset
 
 
@@ -101,6 +101,11 @@ def test_unwritable_outputs_are_refused_before_any_work(dataset, tmp_path, capsy
     assert "--results-json" in one_error_line(capsys)
     assert main(["predict", "--images", image, "--output", str(blocker / "p.jsonl")]) == 2
     assert "--output" in one_error_line(capsys)
+    assert main(["train", "--annotations", str(dataset / "annotations.json"), "--images", str(dataset / "images"),
+                 "--output-dir", str(blocker / "run"), "--model", str(default_model_dir())]) == 2  # fmt: skip
+    assert "--output-dir" in one_error_line(capsys)
+    assert main(["convert", str(MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"), str(blocker / "out")]) == 2
+    assert "OUTPUT_DIR" in one_error_line(capsys)
     assert blocker.read_text() == "keep"
 
 
@@ -178,8 +183,6 @@ def _quote_num_classes(folder, name):
     ],
 )
 def test_a_broken_model_folder_is_one_error_naming_the_file(tmp_path, capsys, breaker, name, expected):
-    from faster_rcnn_hub.default_model import default_model_dir
-
     folder = tmp_path / "model"
     shutil.copytree(default_model_dir(), folder)
     breaker(folder, name)
@@ -248,7 +251,7 @@ def test_evaluate_and_train_list_every_annotation_problem_before_any_work(tmp_pa
     assert all(text in error for text in expected), error
     output = tmp_path / "run"
     assert main(["train", "--annotations", annotations, "--images", images, "--output-dir", str(output),
-                 "--model", str(example_image_path().parent / "default_model"), "--max-steps", "1"]) == 2  # fmt: skip
+                 "--model", str(default_model_dir()), "--max-steps", "1"]) == 2  # fmt: skip
     error = one_error_line(capsys)
     assert all(text in error for text in expected), error
     assert not output.exists()
@@ -272,8 +275,6 @@ def test_an_empty_annotation_list_and_many_problems(tmp_path, capsys, no_model_l
 
 def test_convert_names_the_tensors_that_hold_nan(tmp_path, capsys):
     import torch
-
-    from conftest import MMDET
 
     checkpoint = torch.load(MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth", weights_only=False)
     weights = checkpoint["state_dict"]

@@ -160,12 +160,15 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.data import CocoDetectionDataset
     from ..training.trainer import DetectionTrainer
 
+    from ..output_files import check_writable_folder
+
+    output_dir = Path(args.output_dir)
+    check_writable_folder(output_dir, f"--output-dir {output_dir}")  # before hours of training, not after
     device = _setup_runtime(args)
     accelerator = _accelerator()
     if accelerator is not None:
         device = accelerator.device
     say = _main_process_print(accelerator)
-    output_dir = Path(args.output_dir)
     checkpoint = latest_checkpoint(output_dir)
     if args.resume:
         run = _resumed_run(args, output_dir, checkpoint, say)

@@ -16,6 +16,7 @@ from ..errors import CheckpointError, FasterRCNNHubError, MMDetConfigError
 from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+from ..output_files import check_writable_folder
 from ..zoo import ZooEntry, find_zoo_entry_by_sha256
 from .checkpoint import MMDetCheckpoint, load_mmdet_checkpoint
 from .classes import DATASET_CLASSES, NAMED_CLASS_LISTS
@@ -267,6 +268,8 @@ def _check_target(output_dir: Path, overwrite: bool) -> None:
         _recover_abandoned(output_dir)
     if output_dir.exists() and not overwrite:
         raise FasterRCNNHubError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    # The folder is written beside OUTPUT_DIR and renamed into place, so its parent must take new files.
+    check_writable_folder(output_dir.parent, f"OUTPUT_DIR {output_dir}")
 
 
 def _write_atomically(output_dir: Path, overwrite: bool, write: Any) -> None:
