@@ -175,6 +175,7 @@ def _quote_num_classes(folder, name):
     [
         (_remove, "preprocessor_config.json", "has no preprocessor_config.json"),
         (_remove, "config.json", "has no config.json"),
+        (_remove, "model.safetensors", "holds no weights (no model.safetensors)"),
         (_truncate_weights, "model.safetensors", "model.safetensors is truncated"),
         (_narrow_class_layer, "model.safetensors", "cls_score.weight: the file has [5, 256], the config needs [6, "),
         (_break_json, "config.json", "config.json is not valid JSON"),

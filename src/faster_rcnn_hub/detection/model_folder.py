@@ -20,7 +20,8 @@ def check_model_source(model: str | os.PathLike) -> None:
     """Raise a `FasterRCNNHubError` naming the problem when `model` is neither a sound model folder nor a Hub id.
 
     A folder must hold `config.json` and `preprocessor_config.json` (valid JSON and valid settings) and
-    `model.safetensors` (complete, every tensor the shape the config needs). Something that looks like a path
+    `model.safetensors` (complete, every tensor the shape the config needs; sharded or `.bin` weights are left
+    to `from_pretrained`). Something that looks like a path
     (it starts with `.`, `/` or `~`, or has other than one `/`) and does not exist is a missing folder, not a Hub id.
 
     Args:
@@ -45,6 +46,11 @@ def check_model_source(model: str | os.PathLike) -> None:
     _load_processor(path)
     if (path / WEIGHTS_FILE).is_file():
         _check_weights(path / WEIGHTS_FILE, config)
+    elif not any(path.glob("*.safetensors")) and not any(path.glob("pytorch_model*.bin")):
+        raise ModelNotFoundError(
+            f"{model} holds no weights (no {WEIGHTS_FILE}); convert or train the model again, or copy the file from "
+            "the folder it was written to."
+        )
 
 
 def _check_json(file: Path) -> None:
