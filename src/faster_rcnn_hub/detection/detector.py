@@ -49,6 +49,11 @@ class Detector:
         device: Where to run (`"cpu"`, `"cuda"`, ...); defaults to CUDA when available.
         dtype: The network's dtype: `"float32"` (default; mmdetection's detections), or `"bfloat16"` /
             `"float16"` for speed on GPUs and CPUs with half-precision units (box decoding and NMS stay float32).
+
+    Raises:
+        FasterRCNNHubError: Before anything loads, naming the problem: a device this machine does not have, a
+            missing folder, or a folder with a missing, invalid or truncated file or a tensor of the wrong shape
+            (`check_device`, `check_model_source`).
     """
 
     def __init__(
