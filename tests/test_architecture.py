@@ -24,6 +24,7 @@ RANKS = {
     "default_model": 2,
     "distributed": 2,
     "threads": 2,
+    "output_files": 2,
     "zoo": 3,
     "hub": 3,
     "data": 3,

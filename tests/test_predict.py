@@ -80,3 +80,44 @@ def test_a_torn_last_line_is_cut_off_and_redone(images, tmp_path):
         assert mine["score"] == pytest.approx(theirs["score"], abs=1e-5)
         assert mine["box"] == pytest.approx(theirs["box"], abs=1e-3)
     assert [json.loads(line)["path"] for line in complete.splitlines()] == sorted(str(p) for p in images.glob("*.png"))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [], "categories": []}',  # compact COCO
+        b'{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [], "categories": []}\n',
+        b"notes for the shoot\nremember the tripod\n",
+        b"notes without a final newline",
+        b'{"path": "a.png", "width": 4, "height": 4, "detections": []}\n{"not": "a record"}\n',
+        b'{"path": "a.png", "width": 4, "height": 4, "detections": []}\nfree text at the end',
+    ],
+)
+def test_a_file_predict_did_not_write_is_refused_and_left_untouched(images, tmp_path, capsys, content):
+    foreign = tmp_path / "annotations.json"
+    foreign.write_bytes(content)
+    assert main(["predict", "--images", str(images), "--output", str(foreign), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "error:" in error and "is not the output of predict" in error
+    assert foreign.read_bytes() == content
+
+
+def test_only_the_torn_start_of_a_record_is_cut_off(tmp_path):
+    record = b'{"path": "a.png", "width": 4, "height": 4, "detections": []}\n'
+    for torn in (b'{"pa', b'{"path": "b.p'):
+        output = tmp_path / "out.jsonl"
+        output.write_bytes(record + torn)
+        assert read_records(output, repair=True) == [json.loads(record)]
+        assert output.read_bytes() == record
+        output.write_bytes(torn)  # killed during the first write of a new file
+        assert read_records(output, repair=True) == [] and output.read_bytes() == b""
+
+
+def test_a_resume_with_paths_spelled_differently_adds_no_record(images, tmp_path, monkeypatch):
+    output = tmp_path / "out.jsonl"
+    monkeypatch.chdir(images.parent)
+    first = predict_to_jsonl(None, images.name, output, num_workers=0, progress=False)
+    assert first.predicted == 3 and not read_records(output)[0]["path"].startswith("/")
+    again = predict_to_jsonl(None, str(images.resolve()), output, num_workers=0, progress=False)
+    assert (again.already_done, again.predicted, again.records) == (3, 0, 3)
+    assert len(output.read_text().splitlines()) == 3

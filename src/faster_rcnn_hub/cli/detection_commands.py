@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import FasterRCNNHubError
+from ..errors import FasterRCNNHubError, ModelNotFoundError
 from .arguments import add_dtype_argument
 
 
@@ -19,11 +19,14 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     detect.add_argument("--model", help="converted model folder (default: the model bundled with the package)")
     detect.add_argument("--threshold", type=float, default=0.5, help="minimum score to report (default 0.5)")
     detect.add_argument(
-        "--output-dir", default=".", help="where to write <image>_detections.png (default: current folder)"
+        "--output-dir", default=".", help="where to write <image>_detections.png (default: current folder); images "
+        "with one file name get <image>-2_detections.png, -3, ... in the order given"
     )
     detect.add_argument("--json", dest="json_path", help="also write all detections to this JSON file")
     detect.add_argument("--no-draw", action="store_true", help="do not write annotated images")
-    detect.add_argument("--overwrite", action="store_true", help="replace annotated images that already exist")
+    detect.add_argument(
+        "--overwrite", action="store_true", help="replace existing annotated images, and a --json detect did not write"
+    )
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     detect.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     add_dtype_argument(detect)
@@ -54,9 +57,14 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     return {"detect": run_detect, "predict": run_predict}
 
 
+# detect decodes this many batches of images at a time (the rest wait on disk), as `Detector.detect_batch` does.
+_BATCHES_IN_MEMORY = 4
+
+
 def run_detect(args: argparse.Namespace) -> int:
     from ..default_model import default_model_dir
     from ..detection import Detector, draw_detections
+    from ..detection.image_files import check_image_file
     from ..models.faster_rcnn.image_io import load_image
 
     if not 0.0 <= args.threshold <= 1.0:
@@ -64,30 +72,82 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FasterRCNNHubError(f"--batch-size must be at least 1, got {args.batch_size}.")
     output_dir = Path(args.output_dir)
-    targets = [output_dir / f"{Path(image).stem}_detections.png" for image in args.images]
-    if not args.no_draw and not args.overwrite:
-        existing = [str(target) for target in targets if target.exists()]
-        if existing:
-            raise FasterRCNNHubError(f"Not overwriting {', '.join(existing)}; pass --overwrite to replace.")
-    # Read every image before any work so that a bad file stops the run before anything is written.
-    images = [load_image(path) for path in args.images]
-    detector = Detector(args.model if args.model else default_model_dir(), device=args.device, dtype=args.dtype)
-    all_detections = detector.detect_batch(images, threshold=args.threshold, batch_size=args.batch_size)
+    targets = [output_dir / f"{name}_detections.png" for name in annotated_image_names(args.images)]
+    _check_outputs(args, output_dir, targets)
+    # Every image's header before any work, so that a missing or foreign file stops the run before anything is
+    # written; the pixels are decoded batch by batch below, so memory holds a few batches, not every image.
+    for path in args.images:
+        check_image_file(path)
+    model = args.model if args.model else default_model_dir()
+    try:
+        detector = Detector(model, device=args.device, dtype=args.dtype)
+    except OSError as error:  # transformers' words for a Hub id it cannot find or download
+        raise ModelNotFoundError(f"Cannot load the model {str(model)!r}: {' '.join(str(error).split())}") from error
     report = {}
-    for path, image, target, detections in zip(args.images, images, targets, all_detections):
-        print(f"{path}: {len(detections)} detections (score > {args.threshold})")
-        for detection in detections:
-            box = ", ".join(f"{value:.1f}" for value in detection.box)
-            print(f"  {detection.label:<20} {detection.score:.3f}  [{box}]")
-        report[str(path)] = {"width": image.width, "height": image.height, "detections": [d.to_dict() for d in detections]}
-        if not args.no_draw:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            draw_detections(image, [d.to_dict() for d in detections]).save(target)
-            print(f"  annotated image: {target}")
+    chunk = args.batch_size * _BATCHES_IN_MEMORY
+    for start in range(0, len(args.images), chunk):
+        paths = args.images[start : start + chunk]
+        images = [load_image(path) for path in paths]
+        found = detector.detect_batch(images, threshold=args.threshold, batch_size=args.batch_size, progress=False)
+        for path, image, target, detections in zip(paths, images, targets[start : start + chunk], found):
+            print(f"{path}: {len(detections)} detections (score > {args.threshold})")
+            for detection in detections:
+                box = ", ".join(f"{value:.1f}" for value in detection.box)
+                print(f"  {detection.label:<20} {detection.score:.3f}  [{box}]")
+            records = [detection.to_dict() for detection in detections]
+            report[str(path)] = {"width": image.width, "height": image.height, "detections": records}
+            if not args.no_draw:
+                output_dir.mkdir(parents=True, exist_ok=True)
+                draw_detections(image, records).save(target)
+                print(f"  annotated image: {target}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2), encoding="utf-8")
         print(f"detections written to {args.json_path}")
     return 0
+
+
+def annotated_image_names(images: list[str]) -> list[str]:
+    """The name (without `_detections.png`) of each image's annotated copy: its file name's stem, with `-2`,
+    `-3`, ... added to the second and later images of one stem (`a/x.png b/x.png`: `x`, `x-2`), never a name
+    another image has, and compared case-insensitively (`X.png` and `x.png` would be one file on macOS/Windows).
+    """
+    stems = [Path(image).stem for image in images]
+    own_names = {stem.casefold() for stem in stems}
+    used: set[str] = set()
+    names = []
+    for stem in stems:
+        name, number = stem, 2
+        while name.casefold() in used or (name != stem and name.casefold() in own_names):
+            name, number = f"{stem}-{number}", number + 1
+        used.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def _check_outputs(args: argparse.Namespace, output_dir: Path, targets: list[Path]) -> None:
+    """Refuse, before any work, outputs that exist (without --overwrite) or cannot be written."""
+    from ..output_files import check_output_file, check_writable_folder
+
+    if not args.no_draw:
+        if not args.overwrite:
+            existing = [str(target) for target in targets if target.exists()]
+            if existing:
+                raise FasterRCNNHubError(f"Not overwriting {', '.join(existing)}; pass --overwrite to replace.")
+        inputs = {Path(image).resolve() for image in args.images}
+        overwritten_inputs = [str(target) for target in targets if target.resolve() in inputs]
+        if overwritten_inputs:
+            raise FasterRCNNHubError(f"The annotated images would replace the input {', '.join(overwritten_inputs)}; "
+                                     "choose another --output-dir.")  # fmt: skip
+        check_writable_folder(output_dir, f"--output-dir {output_dir}")
+    if args.json_path:
+        check_output_file(args.json_path, "--json", args.overwrite, _is_detect_report, inputs=args.images)
+
+
+def _is_detect_report(content: object) -> bool:
+    """Whether parsed JSON is what `detect --json` writes: `{image: {"width", "height", "detections"}}`."""
+    return isinstance(content, dict) and all(
+        isinstance(entry, dict) and {"width", "height", "detections"} <= set(entry) for entry in content.values()
+    )
 
 
 def run_predict(args: argparse.Namespace) -> int:

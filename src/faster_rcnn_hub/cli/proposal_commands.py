@@ -79,7 +79,7 @@ def run_selective_search(args: argparse.Namespace) -> int:
         raise FasterRCNNHubError(f"--output must name a .npz file, got {output}.")
     if output.exists():
         raise FasterRCNNHubError(f"{output} already exists; remove it or choose another --output.")
-    dataset = CocoDetectionDataset(args.annotations, args.images)
+    dataset = CocoDetectionDataset(args.annotations, args.images, require_annotations=False)
     proposals = selective_search_set(dataset, args.mode, args.max_proposals, output, not args.no_progress, args.workers)
     counts = [len(boxes) for boxes in proposals.boxes.values()]
     print(f"Selective search ({args.mode}) on {len(dataset)} images: {sum(counts) / max(len(counts), 1):.0f} "

@@ -89,6 +89,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                           help="proposal file (.npz) of the images: the RoI head runs on these boxes (Fast R-CNN)")
     evaluate.add_argument("--results-json", help="write the detections here (COCO results format)")
     evaluate.add_argument("--metrics-json", help="write the metrics here")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace a --results-json or --metrics-json file that evaluate did not write (never "
+                          "the annotations file)")  # fmt: skip
     evaluate.add_argument("--batch-size", type=positive_int, default=4)
     add_runtime_arguments(evaluate)
 
@@ -131,8 +134,9 @@ def _setup_runtime(args: argparse.Namespace) -> Any:
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    device = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from ..detection.devices import check_device
+
+    return check_device(getattr(args, "device", None))
 
 
 def _printer(progress_bar: bool) -> Callable[[str], None]:
@@ -156,12 +160,15 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.data import CocoDetectionDataset
     from ..training.trainer import DetectionTrainer
 
+    from ..output_files import check_writable_folder
+
+    output_dir = Path(args.output_dir)
+    check_writable_folder(output_dir, f"--output-dir {output_dir}")  # before hours of training, not after
     device = _setup_runtime(args)
     accelerator = _accelerator()
     if accelerator is not None:
         device = accelerator.device
     say = _main_process_print(accelerator)
-    output_dir = Path(args.output_dir)
     checkpoint = latest_checkpoint(output_dir)
     if args.resume:
         run = _resumed_run(args, output_dir, checkpoint, say)
@@ -363,24 +370,28 @@ def _proposal_set(path: str | None) -> Any:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..default_model import default_model_dir
+    from ..detection.model_folder import check_model_source
     from ..evaluation import coco_box_metrics, predict_coco_results, voc_mean_average_precision
+    from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
     from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
     from ..training.data import CocoDetectionDataset
 
+    _check_evaluation_outputs(args)
     device = _setup_runtime(args)
     model_dir = Path(args.model) if args.model else default_model_dir()
-    if not (model_dir / "config.json").is_file():
-        raise FasterRCNNHubError(f"{model_dir} is not a model folder (no config.json).")
-    model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
-    processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
-    if model.config.proposal_source == "external" and not args.proposals:
+    check_model_source(model_dir)
+    config = FasterRCNNConfig.from_pretrained(str(model_dir))
+    if config.proposal_source == "external" and not args.proposals:
         raise FasterRCNNHubError(
             f"{model_dir} is a Fast R-CNN (it was trained on proposals from outside): give the images' proposals with "
             "--proposals FILE (faster-rcnn-hub selective-search makes one)."
         )
-    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(model.config),
+    # The data set (every annotation checked, every image file found) before the model loads and detects.
+    dataset = CocoDetectionDataset(args.annotations, args.images, _class_names(config),
                                    proposals=_proposal_set(args.proposals))  # fmt: skip
+    model = FasterRCNNForObjectDetection.from_pretrained(str(model_dir)).to(device).eval()
+    processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
     unmatched = [name for label, name in enumerate(dataset.class_names) if label not in dataset.label_to_category_id]
     print(f"Evaluating {model_dir} on {len(dataset)} images of {args.annotations}")
     if unmatched:
@@ -406,6 +417,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         payload = {key: value for key, value in metrics.items() if key != "summary"} | {"VOC_mAP50": voc["mAP"]}
         Path(args.metrics_json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
+
+
+def _check_evaluation_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --results-json or --metrics-json that would replace an input or a file evaluate
+    did not write (without --overwrite), or that cannot be written."""
+    from ..output_files import check_output_file
+
+    inputs = [path for path in (args.annotations, args.proposals) if path]
+    if args.results_json:
+        check_output_file(args.results_json, "--results-json", args.overwrite, _is_coco_results, inputs)
+    if args.metrics_json:
+        check_output_file(args.metrics_json, "--metrics-json", args.overwrite, _is_metrics, inputs)
+
+
+def _is_coco_results(content: object) -> bool:
+    """Whether parsed JSON is what `evaluate --results-json` writes: a list of COCO detection results."""
+    keys = {"image_id", "category_id", "bbox", "score"}
+    return isinstance(content, list) and all(isinstance(item, dict) and set(item) == keys for item in content)
+
+
+def _is_metrics(content: object) -> bool:
+    """Whether parsed JSON is what `evaluate --metrics-json` writes."""
+    return isinstance(content, dict) and {"AP", "VOC_mAP50"} <= set(content)
 
 
 def run_synth(args: argparse.Namespace) -> int:

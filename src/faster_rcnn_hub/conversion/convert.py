@@ -16,6 +16,7 @@ from ..errors import CheckpointError, FasterRCNNHubError, MMDetConfigError
 from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+from ..output_files import check_writable_folder
 from ..zoo import ZooEntry, find_zoo_entry_by_sha256
 from .checkpoint import MMDetCheckpoint, load_mmdet_checkpoint
 from .classes import DATASET_CLASSES, NAMED_CLASS_LISTS
@@ -74,6 +75,7 @@ def convert_checkpoint(
     output_dir = Path(output_dir)
     _check_target(output_dir, overwrite)  # fail before the slow part
     checkpoint = load_mmdet_checkpoint(checkpoint_path)
+    _check_finite(checkpoint)
     zoo_entry = find_zoo_entry_by_sha256(checkpoint.sha256)
     mmdet_config, config_origin = _mmdet_config(checkpoint, config_path, zoo_entry)
     settings = settings_from_mmdet_config(mmdet_config)
@@ -114,6 +116,25 @@ def convert_checkpoint(
         lambda folder: _write_folder(folder, model, processor, weights, card),
     )
     return ConversionResult(output_dir=output_dir, config=config, processor=processor, notes=notes, zoo_entry=zoo_entry)
+
+
+def _check_finite(checkpoint: MMDetCheckpoint) -> None:
+    """Refuse weights with NaN or infinite values (a diverged training run saves them), naming the tensors: the
+    model would detect nothing, and NaN never compares equal, so the file would not even read back identically."""
+    spoiled = []
+    for name, tensor in checkpoint.state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            nan, infinite = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+            if nan or infinite:
+                kinds = ", ".join(f"{count} {kind}" for count, kind in ((nan, "NaN"), (infinite, "infinite")) if count)
+                spoiled.append(f"{name} ({kinds} of {tensor.numel()} values)")
+    if spoiled:
+        more = f" and {len(spoiled) - 10} more tensors" if len(spoiled) > 10 else ""
+        raise CheckpointError(
+            f"{checkpoint.path} holds NaN or infinite weights, in {', '.join(spoiled[:10])}{more}: it was saved from a "
+            "training run that diverged. Convert an earlier checkpoint of the run (or retrain with a lower learning "
+            "rate or gradient clipping); nothing was written."
+        )
 
 
 def _mmdet_config(
@@ -247,6 +268,8 @@ def _check_target(output_dir: Path, overwrite: bool) -> None:
         _recover_abandoned(output_dir)
     if output_dir.exists() and not overwrite:
         raise FasterRCNNHubError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    # The folder is written beside OUTPUT_DIR and renamed into place, so its parent must take new files.
+    check_writable_folder(output_dir.parent, f"OUTPUT_DIR {output_dir}")
 
 
 def _write_atomically(output_dir: Path, overwrite: bool, write: Any) -> None:

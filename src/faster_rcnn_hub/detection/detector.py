@@ -18,6 +18,8 @@ from ..models.faster_rcnn.fused_inference import cpu_runs_fast
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+from .devices import check_device
+from .model_folder import check_model_source
 
 # detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
 _BATCHES_PER_WINDOW = 4
@@ -47,16 +49,20 @@ class Detector:
         device: Where to run (`"cpu"`, `"cuda"`, ...); defaults to CUDA when available.
         dtype: The network's dtype: `"float32"` (default; mmdetection's detections), or `"bfloat16"` /
             `"float16"` for speed on GPUs and CPUs with half-precision units (box decoding and NMS stay float32).
+
+    Raises:
+        FasterRCNNHubError: Before anything loads, naming the problem: a device this machine does not have, a
+            missing folder, or a folder with a missing, invalid or truncated file or a tensor of the wrong shape
+            (`check_device`, `check_model_source`).
     """
 
     def __init__(
         self, model: str | os.PathLike, device: str | torch.device | None = None, dtype: str = "float32"
     ) -> None:
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype not in NETWORK_DTYPES:
             raise FasterRCNNHubError(f"dtype must be one of {sorted(NETWORK_DTYPES)}, got {dtype!r}.")
-        self.device = torch.device(device)
+        self.device = check_device(device)
+        check_model_source(model)
         if self.device.type == "cpu" and not cpu_runs_fast(NETWORK_DTYPES[dtype]):
             warnings.warn(
                 f"This CPU has no {dtype} units (torch reports ISA {torch.backends.cpu.get_cpu_capability()}): "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PredictionOutputError
+from ..output_files import check_writable_folder
 
 PART_SUFFIX = ".part-"
 
@@ -40,41 +41,66 @@ def check_output_path(output: Path) -> None:
         raise PredictionOutputError(f"--output {output} is a folder; give a file name such as {output / 'detections.jsonl'}.")
     if output.exists() and not output.is_file():
         raise PredictionOutputError(f"--output {output} exists and is not a regular file.")
+    check_writable_folder(output.parent, f"--output {output}")
 
 
 def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """The records of a JSON-lines output file (none when it does not exist).
+    """The records of a JSON-lines output file (none when it does not exist or is empty).
 
-    A last line that is not a complete JSON record was torn by a kill: it is ignored, and with `repair` cut off
-    the file, so that appending continues on a clean line. A bad line anywhere else means the file is not this
-    command's output, and nothing is touched.
+    `predict` writes whole lines, so only the bytes after the last newline can be torn by a kill, and they are
+    the start of a record (`{"path": ...`): those are ignored, and with `repair` cut off the file, so that
+    appending continues on a clean line. Anything else that is not a record (a complete line, or a tail that is
+    not the start of one, as in a compact JSON file or notes) means the file is not this command's output:
+    it is refused, and nothing is touched.
+
+    Raises:
+        PredictionOutputError: The file holds something `predict` did not write.
     """
     if not path.exists():
         return []
     data = path.read_bytes()
     # Bytes after the last newline belong to a line whose write did not complete.
-    complete = data[: data.rfind(b"\n") + 1]
-    lines = complete.split(b"\n")[:-1]
+    kept = data.rfind(b"\n") + 1
+    complete_lines = data[:kept].split(b"\n")[:-1]
     records = []
-    kept = 0
-    for number, line in enumerate(lines, start=1):
-        record = _parse(line) if line.strip() else {}
+    for number, line in enumerate(complete_lines, start=1):
+        if not line.strip():
+            continue
+        record = _parse(line)
         if record is None:
-            if number == len(lines):
-                break  # a last line of garbage: the tail of a torn write
-            raise PredictionOutputError(
-                f"{path}, line {number}, is not a detection record ({line[:80]!r}); is it the output of predict? "
-                "Choose another --output, or remove the file."
-            )
-        if record:
-            records.append(record)
-        kept += len(line) + 1
-    if repair and kept < len(data):
+            raise PredictionOutputError(_foreign_file_message(path, f"line {number}", line))
+        records.append(record)
+    tail = data[kept:]
+    if tail and not _starts_a_record(tail):
+        raise PredictionOutputError(_foreign_file_message(path, f"line {len(complete_lines) + 1}", tail))
+    if repair and tail:
         with open(path, "r+b") as handle:
             handle.truncate(kept)
             handle.flush()
             os.fsync(handle.fileno())
     return records
+
+
+# Every record `predict` writes is `json.dumps` of a dict whose first key is "path".
+_RECORD_START = b'{"path": '
+
+
+def _starts_a_record(tail: bytes) -> bool:
+    """Whether `tail` (bytes after the last newline) can be the beginning of a record cut short by a kill."""
+    return tail.startswith(_RECORD_START) or _RECORD_START.startswith(tail)
+
+
+def _foreign_file_message(path: Path, where: str, content: bytes) -> str:
+    return (
+        f"{path}, {where}, is not a detection record ({content[:80]!r}): the file is not the output of predict, "
+        "so it is left untouched. Choose another --output, or move the file away."
+    )
+
+
+def resolved_key(path: str) -> str:
+    """The key a record's image is known by: its absolute path with links resolved, so that `imgs/a.png` and
+    `/data/imgs/a.png` are the same image (relative paths are taken from the current folder)."""
+    return str(Path(path).resolve())
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -99,21 +125,22 @@ def append_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def merge_parts(output: Path) -> int:
-    """Fold the part files into `output`: every path once (its first record, or its first
+    """Fold the part files into `output`: every image once, however its path is spelled (its first record, or its first
     detections when an earlier attempt recorded an error), sorted by path, written
     aside and renamed over `output`; then the parts are removed. Returns the number of records.
 
     A kill at any point leaves the records readable: before the rename the parts and the old `output` are intact;
     after it, parts that still exist only repeat what `output` holds, and reading drops the repeats.
     """
-    by_path: dict[str, dict[str, Any]] = {}
+    by_image: dict[str, dict[str, Any]] = {}
     parts = part_paths(output)
     for source in [output, *parts]:
         for record in read_records(source):
-            known = by_path.get(record["path"])
+            key = resolved_key(record["path"])
+            known = by_image.get(key)
             if known is None or ("error" in known and "error" not in record):  # a retried image replaces its error
-                by_path[record["path"]] = record
-    ordered = [by_path[key] for key in sorted(by_path)]
+                by_image[key] = record
+    ordered = sorted(by_image.values(), key=lambda record: record["path"])
     existing = read_records(output)
     if not parts and existing == ordered:
         return len(ordered)

@@ -12,11 +12,20 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
+from ..detection.devices import check_device
 from ..distributed import Processes
 from ..errors import FasterRCNNHubError, InvalidImageError, ModelNotFoundError
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from .images import list_images
-from .records import append_records, check_output_path, merge_parts, part_path, part_paths, read_records
+from .records import (
+    append_records,
+    check_output_path,
+    merge_parts,
+    part_path,
+    part_paths,
+    read_records,
+    resolved_key,
+)
 
 
 @dataclass
@@ -105,9 +114,10 @@ def _plan(source: str, output: Path, retry_errors: bool, batch_size: int) -> tup
     for source_file in [output, *part_paths(output)]:
         for record in read_records(source_file, repair=True):
             if not (retry_errors and "error" in record):
-                done.add(record["path"])
+                done.add(resolved_key(record["path"]))
+    # Resolved paths: a run resumed with the images spelled another way (absolute, relative) skips them too.
     batches = [
-        [image for image in images[start : start + batch_size] if image not in done]
+        [image for image in images[start : start + batch_size] if resolved_key(image) not in done]
         for start in range(0, len(images), batch_size)
     ]
     batches = [batch for batch in batches if batch]
@@ -153,7 +163,7 @@ def predict_to_jsonl(
     output = Path(output)
     check_output_path(output)
     model_source = resolve_model(model)
-    processes = Processes(device)
+    processes = Processes(check_device(device) if device is not None else None)
     plan: Any = None
     if processes.is_main:
         try:

@@ -17,10 +17,12 @@ from ..errors import InvalidAnnotationError
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..proposals.proposal_file import ProposalSet
+from .coco_checks import check_coco_content
 
 
 def read_coco_file(path: str | os.PathLike) -> dict:
-    """Read and check a COCO detection file: `images`, `annotations` and `categories` lists with ids."""
+    """Read a COCO detection file and check its form: `images`, `annotations` and `categories` lists with ids
+    (`check_coco_content` checks what they say)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidAnnotationError(f"Annotation file not found: {path}")
@@ -39,13 +41,6 @@ def read_coco_file(path: str | os.PathLike) -> dict:
     for category in coco["categories"]:
         if not isinstance(category, Mapping) or "id" not in category or "name" not in category:
             raise InvalidAnnotationError(f"{path}: every category needs 'id' and 'name', got {category!r}.")
-    image_ids = {image["id"] for image in coco["images"]}
-    for annotation in coco["annotations"]:
-        if not isinstance(annotation, Mapping) or annotation.get("image_id") not in image_ids:
-            raise InvalidAnnotationError(
-                f"{path}: annotation {annotation.get('id') if isinstance(annotation, Mapping) else annotation!r} "
-                "refers to no image of the file."
-            )
     if not coco["categories"]:
         raise InvalidAnnotationError(f"{path} defines no categories.")
     return coco
@@ -64,6 +59,11 @@ class CocoDetectionDataset(Dataset):
         skip_empty: Leave out images without any usable object (mmdetection's `filter_empty_gt`, for training).
         proposals: Proposals of every image (for a Fast R-CNN, see `ProposalSet`); each sample then carries its
             image's as `proposals`.
+        require_annotations: Refuse a file without annotations (to train or evaluate; not to compute proposals).
+
+    Raises:
+        InvalidAnnotationError: Listing every problem of the file at once (`check_coco_content`), before any image
+            is read: unknown categories, two categories with one name, boxes of no area, missing image files, ...
     """
 
     def __init__(
@@ -73,12 +73,14 @@ class CocoDetectionDataset(Dataset):
         class_names: Sequence[str] | None = None,
         skip_empty: bool = False,
         proposals: ProposalSet | None = None,
+        require_annotations: bool = True,
     ) -> None:
         self.annotation_file = Path(annotation_file)
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
             raise InvalidAnnotationError(f"Image folder not found: {self.image_dir}")
         self.coco = read_coco_file(self.annotation_file)
+        check_coco_content(self.coco, self.annotation_file, self.image_dir, require_annotations)
         categories = sorted(self.coco["categories"], key=lambda category: category["id"])
         if class_names is None:
             self.class_names = [str(category["name"]) for category in categories]

@@ -216,6 +216,11 @@ class FasterRCNNConfig(PreTrainedConfig):
             value = kwargs.pop(name, default)
             setattr(self, name, list(value) if isinstance(value, tuple) else value)
         id2label = kwargs.get("id2label")
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1
+        ):
+            quoted = " (a string: write the number without quotes)" if isinstance(num_classes, str) else ""
+            raise InvalidConfigError(f"num_classes must be a positive integer, got {num_classes!r}{quoted}.")
         if num_classes is not None and id2label is None:
             kwargs["num_labels"] = num_classes
         elif num_classes is not None and len(id2label) != num_classes:
