@@ -11,6 +11,7 @@ from .models.faster_rcnn.errors import (
     InvalidAnnotationError,
     InvalidConfigError,
     InvalidImageError,
+    WeightsMismatchError,
 )
 
 
@@ -54,4 +55,5 @@ __all__ = [
     "NoImagesFoundError",
     "PredictionOutputError",
     "UnsupportedArchitectureError",
+    "WeightsMismatchError",
 ]

@@ -19,8 +19,18 @@ class InvalidConfigError(FasterRCNNHubError):
     """A `FasterRCNNConfig` or processor setting is out of range or of the wrong type."""
 
 
+class WeightsMismatchError(FasterRCNNHubError):
+    """A model folder's weights do not fit its config: a tensor is missing, extra, or of the wrong shape."""
+
+
 class InvalidAnnotationError(FasterRCNNHubError):
     """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""
 
 
-__all__ = ["FasterRCNNHubError", "InvalidAnnotationError", "InvalidConfigError", "InvalidImageError"]
+__all__ = [
+    "FasterRCNNHubError",
+    "InvalidAnnotationError",
+    "InvalidConfigError",
+    "InvalidImageError",
+    "WeightsMismatchError",
+]
