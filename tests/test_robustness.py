@@ -97,37 +97,6 @@ def test_extreme_aspect_ratios_give_valid_detections(detector, size):
         assert 0 <= x1 <= x2 <= size[0] and 0 <= y1 <= y2 <= size[1]
 
 
-def test_sixteen_bit_png_is_reduced_to_eight_bits(tmp_path):
-    values = np.random.default_rng(1).integers(0, 65535, (40, 50), dtype=np.uint16)
-    path = tmp_path / "deep.png"
-    Image.fromarray(values).save(path)
-    loaded = load_image(path)
-    processor = FasterRCNNImageProcessor()
-    expected = Image.fromarray((values >> 8).astype(np.uint8)).convert("RGB")
-    assert torch.equal(processor(images=loaded)["pixel_values"], processor(images=expected)["pixel_values"])
-
-
-def test_cmyk_jpeg_palette_transparency_and_grey_alpha_load_as_rgb(tmp_path):
-    rgb = Image.open(IMAGES / "chelsea.png").convert("RGB")
-    cmyk_path = tmp_path / "cmyk.jpg"
-    rgb.convert("CMYK").save(cmyk_path, quality=95)
-    cmyk = np.asarray(FasterRCNNImageProcessor().resize(np.asarray(load_image(cmyk_path).convert("RGB"))), dtype=int)
-    reference = np.asarray(FasterRCNNImageProcessor().resize(np.asarray(rgb)), dtype=int)
-    assert np.abs(cmyk - reference).mean() < 8  # JPEG loss only, colours not inverted
-
-    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    palette.info["transparency"] = 0
-    palette_path = tmp_path / "palette.png"
-    palette.save(palette_path, transparency=0)
-    la_path = tmp_path / "la.png"
-    rgb.convert("LA").save(la_path)
-    processor = FasterRCNNImageProcessor()
-    for path in (palette_path, la_path):
-        batch = processor(images=load_image(path))
-        assert batch["pixel_values"].shape[1] == 3
-        assert batch["original_sizes"].tolist() == [[rgb.height, rgb.width]]
-
-
 def test_exif_rotated_jpeg_is_read_as_the_viewer_shows_it(tmp_path):
     upright = Image.new("RGB", (80, 40), "white")
     upright.paste((255, 0, 0), (0, 0, 20, 40))  # red strip on the left
