@@ -11,6 +11,7 @@ from .models.faster_rcnn.errors import (
     InvalidAnnotationError,
     InvalidConfigError,
     InvalidImageError,
+    NonFiniteFeaturesError,
     WeightsMismatchError,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelNotFoundError",
     "NoImagesFoundError",
+    "NonFiniteFeaturesError",
     "PredictionOutputError",
     "UnsupportedArchitectureError",
     "WeightsMismatchError",

@@ -23,6 +23,10 @@ class WeightsMismatchError(FasterRCNNHubError):
     """A model folder's weights do not fit its config: a tensor is missing, extra, or of the wrong shape."""
 
 
+class NonFiniteFeaturesError(FasterRCNNHubError):
+    """The network computed infinite or NaN features from finite input (float16 overflow, or broken weights)."""
+
+
 class InvalidAnnotationError(FasterRCNNHubError):
     """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""
 
@@ -32,5 +36,6 @@ __all__ = [
     "InvalidAnnotationError",
     "InvalidConfigError",
     "InvalidImageError",
+    "NonFiniteFeaturesError",
     "WeightsMismatchError",
 ]

@@ -22,7 +22,7 @@ except ImportError:
 from .backbone import BasicBlock, Bottleneck, ResNetBackbone, freeze_backbone_stages
 from .batching import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
 from .configuration_faster_rcnn import FasterRCNNConfig
-from .errors import InvalidConfigError, InvalidImageError, WeightsMismatchError
+from .errors import InvalidConfigError, InvalidImageError, NonFiniteFeaturesError, WeightsMismatchError
 from .external_proposals import check_proposals
 from .fpn import FeaturePyramidNetwork
 from .fused_inference import FusedInferenceMixin, float32_precision_of_forward
@@ -383,6 +383,8 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         # A model loaded or cast to bfloat16/float16 runs its network in that dtype; proposals, RoIAlign, box
         # decoding and NMS stay in float32 (see rpn.py and roi_heads.py), and so do the outputs.
         pyramid = self.fpn(self.backbone(pixel_values.to(self.dtype)))
+        if not self.training:
+            _check_finite_features(pyramid, self.dtype)
         losses = None
         if labels is not None:
             if _training_loss_function is None:
@@ -459,6 +461,28 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 f"image_sizes {image_sizes.tolist()} exceed the padded batch size ({height}, {width})."
             )
         return image_sizes, original_sizes
+
+
+def _check_finite_features(pyramid: list[torch.Tensor], dtype: torch.dtype) -> None:
+    """Refuse to go on from non-finite features: NaN or infinite boxes would reach NMS and come out as detections.
+
+    The input was checked finite, so they come from the network: float16 overflows above 65504, which a backbone's
+    activations can pass; in float32 or bfloat16 (float32's range) they mean broken weights.
+    """
+    bad_levels = [index for index, level in enumerate(pyramid) if not bool(torch.isfinite(level).all())]
+    if not bad_levels:
+        return
+    if dtype == torch.float16:
+        advice = (
+            "float16 overflowed (its largest value is 65504). Run the model in float32 (load it without dtype, or "
+            "call model.float()) or in bfloat16, which has float32's range."
+        )
+    else:
+        advice = "The weights hold NaN or infinite values, or are far out of range: convert the checkpoint again."
+    raise NonFiniteFeaturesError(
+        f"The backbone and neck computed infinite or NaN features in {dtype} (feature levels {bad_levels}) from "
+        f"finite input, so no detection can be trusted. {advice}"
+    )
 
 
 def _stack_padded(per_image: list[torch.Tensor], count: int, fill: float) -> torch.Tensor:
