@@ -123,10 +123,19 @@ def test_weights_that_do_not_fit_are_refused_as_remote_code_on_the_release(requi
     env = _installed_env(requirements)
     name = "roi_heads.box_predictor.cls_score"
     damages = {
-        "missing": (lambda tensors: tensors.pop(f"{name}.weight"), f"missing tensors (the model would initialise them at random): {name}.weight"),
-        "extra": (lambda tensors: tensors.__setitem__("roi_heads.extra.weight", torch.zeros(3)), "tensors the model has no place for: roi_heads.extra.weight"),
-        "mismatched": (lambda tensors: tensors.__setitem__(f"{name}.bias", torch.zeros(7)), f"tensors of the wrong shape: {name}.bias"),
-    }  # fmt: skip
+        "missing": (
+            lambda tensors: tensors.pop(f"{name}.weight"),
+            f"missing tensors (the model would initialise them at random): {name}.weight",
+        ),
+        "extra": (
+            lambda tensors: tensors.__setitem__("roi_heads.extra.weight", torch.zeros(3)),
+            "tensors the model has no place for: roi_heads.extra.weight",
+        ),
+        "mismatched": (
+            lambda tensors: tensors.__setitem__(f"{name}.bias", torch.zeros(7)),
+            f"tensors of the wrong shape: {name}.bias",
+        ),
+    }
     damaged = {}
     for kind, (damage, _) in damages.items():
         folder = Path(shutil.copytree(folders["resaved"], tmp_path / kind))
