@@ -114,10 +114,15 @@ print(json.dumps(report))
 """
 
 
-@pytest.mark.parametrize("requirements", RELEASE_FILES, ids=[path.stem for path in RELEASE_FILES])
+# The oldest release only: its loading info differs most from the installed release's, which
+# tests/test_weight_loading.py checks in-process; one more subprocess per release would cost CI about 10 s each.
+OLDEST_RELEASE = RELEASE_FILES[:1]
+
+
+@pytest.mark.parametrize("requirements", OLDEST_RELEASE, ids=[path.stem for path in OLDEST_RELEASE])
 def test_weights_that_do_not_fit_are_refused_as_remote_code_on_the_release(requirements, folders, tmp_path):
-    """Strict loading is the model code's own: every release refuses, naming the tensor, a weights file with a
-    missing, an extra or a mis-shaped tensor."""
+    """Strict loading is the model code's own: loaded as remote code, a weights file with a missing, an extra or a
+    mis-shaped tensor is refused, naming the tensor."""
     from safetensors.torch import load_file, save_file
 
     env = _installed_env(requirements)
