@@ -57,6 +57,7 @@ def test_every_zoo_configuration_converts_with_all_keys_used(name, tmp_path):
     checkpoint = write_seeded_checkpoint(manifest, tmp_path / f"{name}.pth", seed=7)
     config_file = write_manifest_config(manifest, tmp_path / f"{name}.py")
     result = convert_checkpoint(checkpoint, tmp_path / "out", config_path=config_file)
+    state_dict = torch.load(checkpoint, weights_only=True)["state_dict"]
     checkpoint.unlink()
 
     model_cfg = manifest["model_cfg"]
@@ -90,9 +91,48 @@ def test_every_zoo_configuration_converts_with_all_keys_used(name, tmp_path):
 
     model = FasterRCNNForObjectDetection.from_pretrained(tmp_path / "out").eval()
     # Small on purpose: a C4 model runs its res5 stage on every proposal.
+    pixel_values = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        outputs = model(pixel_values=torch.randn(1, 3, 64, 64))
+        outputs = model(pixel_values=pixel_values)
+        features = model.backbone(pixel_values)
     assert outputs.pred_boxes.shape == (1, config.rcnn_max_per_img, 4)
+    assert bool(torch.isfinite(outputs.pred_boxes).all())
+    # The converted backbone computes what torchvision's ResNet/ResNeXt computes with the checkpoint's weights:
+    # every weight in its place, the right block, groups, width and stride placement (caffe: on the 1x1 conv).
+    if all(dilation == 1 for dilation in model_cfg["backbone"].get("dilations", [1])):
+        expected = torchvision_backbone_features(model_cfg["backbone"], state_dict, pixel_values)
+        assert len(features) == len(expected)
+        for level, (found, wanted) in enumerate(zip(features, expected)):
+            scale = float(wanted.abs().max())
+            torch.testing.assert_close(found, wanted, rtol=1e-3, atol=1e-4 * scale, msg=f"{name} level {level}")
+
+
+def torchvision_backbone_features(backbone: dict, state_dict: dict, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+    """torchvision's ResNet, built from an mmdetection backbone config, with the checkpoint's `backbone.*` weights
+    (mmdetection's names are torchvision's), at the config's `out_indices`: an independent reference."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+    block, layers = {18: (BasicBlock, [2, 2, 2, 2]), 50: (Bottleneck, [3, 4, 6, 3]), 101: (Bottleneck, [3, 4, 23, 3])}[
+        backbone["depth"]
+    ]
+    groups = backbone.get("groups", 1)
+    network = ResNet(block, layers, groups=groups, width_per_group=backbone.get("base_width", 64) if groups > 1 else 64)
+    weights = {key.removeprefix("backbone."): value for key, value in state_dict.items() if key.startswith("backbone.")}
+    missing, unexpected = network.load_state_dict(weights, strict=False)
+    stages = [network.layer1, network.layer2, network.layer3, network.layer4][: backbone["num_stages"]]
+    assert not unexpected and all(key.startswith(("fc.", "layer4.")) for key in missing), (missing, unexpected)
+    if backbone["style"] == "caffe":
+        for stage in stages[1:]:
+            stride = stage[0].conv2.stride
+            stage[0].conv1.stride, stage[0].conv2.stride = stride, (1, 1)
+    network.eval()
+    with torch.no_grad():
+        hidden = network.maxpool(network.relu(network.bn1(network.conv1(pixel_values))))
+        outputs = []
+        for stage in stages:
+            hidden = stage(hidden)
+            outputs.append(hidden)
+    return [outputs[index] for index in backbone["out_indices"]]
 
 
 def _set(path: str, value):

@@ -96,3 +96,63 @@ def test_converted_and_resaved_folders_load_as_remote_code_on_the_release(
             assert [item["score"] for item in piped] == expected["scores"], kind
             boxes = [[item["box"][key] for key in ("xmin", "ymin", "xmax", "ymax")] for item in piped]
             assert boxes == [[int(value) for value in box] for box in expected["boxes"]], kind
+
+
+# Loads each damaged folder (argv[1:]) as remote code and prints, per folder, the exception's class and message.
+STRICT_DRIVER = """
+import json, sys
+from transformers import AutoModelForObjectDetection
+
+report = {}
+for folder in sys.argv[1:]:
+    try:
+        AutoModelForObjectDetection.from_pretrained(folder, trust_remote_code=True)
+        report[folder] = ["loaded", ""]
+    except Exception as error:
+        report[folder] = [type(error).__name__, str(error)]
+print(json.dumps(report))
+"""
+
+
+# The oldest release only: its loading info differs most from the installed release's, which
+# tests/test_weight_loading.py checks in-process; one more subprocess per release would cost CI about 10 s each.
+OLDEST_RELEASE = RELEASE_FILES[:1]
+
+
+@pytest.mark.parametrize("requirements", OLDEST_RELEASE, ids=[path.stem for path in OLDEST_RELEASE])
+def test_weights_that_do_not_fit_are_refused_as_remote_code_on_the_release(requirements, folders, tmp_path):
+    """Strict loading is the model code's own: loaded as remote code, a weights file with a missing, an extra or a
+    mis-shaped tensor is refused, naming the tensor."""
+    from safetensors.torch import load_file, save_file
+
+    env = _installed_env(requirements)
+    name = "roi_heads.box_predictor.cls_score"
+    damages = {
+        "missing": (
+            lambda tensors: tensors.pop(f"{name}.weight"),
+            f"missing tensors (the model would initialise them at random): {name}.weight",
+        ),
+        "extra": (
+            lambda tensors: tensors.__setitem__("roi_heads.extra.weight", torch.zeros(3)),
+            "tensors the model has no place for: roi_heads.extra.weight",
+        ),
+        "mismatched": (
+            lambda tensors: tensors.__setitem__(f"{name}.bias", torch.zeros(7)),
+            f"tensors of the wrong shape: {name}.bias",
+        ),
+    }
+    damaged = {}
+    for kind, (damage, _) in damages.items():
+        folder = Path(shutil.copytree(folders["resaved"], tmp_path / kind))
+        tensors = load_file(folder / "model.safetensors")
+        damage(tensors)
+        save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+        damaged[kind] = folder
+    driver = tmp_path / "strict_driver.py"
+    driver.write_text(STRICT_DRIVER)
+    done = run_isolated(driver, *map(str, damaged.values()), tmp_path=tmp_path, extra_paths=[env])
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for kind, folder in damaged.items():
+        error_class, message = report[str(folder)]
+        assert error_class == "WeightsMismatchError" and damages[kind][1] in message, (kind, error_class, message)

@@ -11,6 +11,8 @@ from .models.faster_rcnn.errors import (
     InvalidAnnotationError,
     InvalidConfigError,
     InvalidImageError,
+    NonFiniteFeaturesError,
+    WeightsMismatchError,
 )
 
 
@@ -52,6 +54,8 @@ __all__ = [
     "MissingDependencyError",
     "ModelNotFoundError",
     "NoImagesFoundError",
+    "NonFiniteFeaturesError",
     "PredictionOutputError",
     "UnsupportedArchitectureError",
+    "WeightsMismatchError",
 ]

@@ -480,6 +480,7 @@ def _processor_settings(config: dict[str, Any], notes: list[str]) -> dict[str, A
     if not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(isinstance(side, int) for side in scale):
         raise UnsupportedArchitectureError(f"The test Resize scale must be (long, short) integers, got {scale!r}.")
     processor["size"] = {"longest_edge": max(scale), "shortest_edge": min(scale)}
+    _check_settings_that_change_pixels(steps)
 
     preprocessor = _section(config, "model.data_preprocessor")
     normalize = next((step for step in steps if _strip_scope(step.get("type")) == "Normalize"), None)
@@ -506,6 +507,36 @@ def _processor_settings(config: dict[str, Any], notes: list[str]) -> dict[str, A
     if any(_strip_scope(step.get("type")) in ("RandomFlip",) and step.get("prob", 0) for step in steps):
         notes.append("The test pipeline has a RandomFlip with a probability; it is ignored at inference.")
     return processor
+
+
+# Settings of the test pipeline's image reading and resizing that change the pixels the network sees:
+# (step type, field, the value this package reproduces (mmdetection's default), what the value does).
+_PIXEL_SETTINGS = (
+    ("Resize", "interpolation", "bilinear", "the processor resizes with OpenCV's bilinear interpolation only"),
+    ("Resize", "backend", "cv2", "the processor reproduces OpenCV's resize (cv2.resize), not Pillow's"),
+    ("LoadImageFromFile", "imdecode_backend", "cv2", "images are decoded as OpenCV's cv2.imdecode decodes them"),
+    ("LoadImageFromFile", "color_type", "color", "images are read as 3-channel colour (IMREAD_COLOR)"),
+    ("LoadImageFromFile", "channel_order", "bgr", "images are read in OpenCV's BGR order before normalization"),
+)
+
+
+def _check_settings_that_change_pixels(steps: list[dict[str, Any]]) -> None:
+    """Refuse, naming the field, a test pipeline whose image decoding or resize the processor cannot reproduce.
+
+    Ignoring such a setting would convert without a word a model whose detections then differ from mmdetection's.
+    """
+    for step in steps:
+        step_type = _strip_scope(step.get("type"))
+        for owner, field, supported, meaning in _PIXEL_SETTINGS:
+            if step_type != owner or field not in step:
+                continue
+            value = step[field]
+            if value is not None and value != supported:
+                raise UnsupportedArchitectureError(
+                    f"The test pipeline's {owner}.{field} is {value!r}, which this package cannot reproduce "
+                    f"({meaning}); only {supported!r}, mmdetection's default, converts. Set {field}={supported!r} "
+                    "in the config's test pipeline if the model was evaluated that way, or leave the field out."
+                )
 
 
 def _dataset_info(config: dict[str, Any]) -> tuple[str | None, tuple[str, ...] | None]:

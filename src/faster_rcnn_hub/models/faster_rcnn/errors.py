@@ -19,8 +19,23 @@ class InvalidConfigError(FasterRCNNHubError):
     """A `FasterRCNNConfig` or processor setting is out of range or of the wrong type."""
 
 
+class WeightsMismatchError(FasterRCNNHubError):
+    """A model folder's weights do not fit its config: a tensor is missing, extra, or of the wrong shape."""
+
+
+class NonFiniteFeaturesError(FasterRCNNHubError):
+    """The network computed infinite or NaN features from finite input (float16 overflow, or broken weights)."""
+
+
 class InvalidAnnotationError(FasterRCNNHubError):
     """Training labels or a COCO annotation file cannot be used (wrong shape, class out of range, bad JSON)."""
 
 
-__all__ = ["FasterRCNNHubError", "InvalidAnnotationError", "InvalidConfigError", "InvalidImageError"]
+__all__ = [
+    "FasterRCNNHubError",
+    "InvalidAnnotationError",
+    "InvalidConfigError",
+    "InvalidImageError",
+    "NonFiniteFeaturesError",
+    "WeightsMismatchError",
+]

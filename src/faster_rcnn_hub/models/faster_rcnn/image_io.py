@@ -1,7 +1,9 @@
 """Reading images and turning any supported image object into an upright RGB uint8 array.
 
 mmdetection reads images with OpenCV (`IMREAD_COLOR`): 3 channels, grey copied to all three, alpha dropped
-without compositing, 16-bit reduced to 8-bit, EXIF orientation applied. Everything here reproduces that from
+without compositing, 16-bit reduced to 8-bit by keeping the high byte (also when every value is below 256), CMYK
+JPEGs converted with OpenCV's own integer formula, EXIF orientation applied. `tests/test_image_decoding.py` checks
+each mode against `cv2.imdecode` pixel for pixel. Everything here reproduces that from
 PIL images, NumPy arrays and tensors, and refuses what it cannot read with an `InvalidImageError` that says
 what is wrong.
 """
@@ -25,6 +27,8 @@ ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
 # More pixels than any camera makes (about 13,400 x 13,400; the largest sensors have about 150 million);
 # larger files are refused from their header, before decoding. This is also Pillow's own hard limit.
 MAX_IMAGE_PIXELS = 178_956_970
+# Pillow's modes of 16-bit grey images (PNG, TIFF).
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def load_image(
@@ -59,7 +63,11 @@ def load_image(
             if width * height > max_pixels:
                 raise _too_many_pixels(name, width, height, max_pixels)
             image.load()
-            return ImageOps.exif_transpose(image)
+            if _is_sixteen_bit_colour_tiff(image):
+                decoded = _decode_with_opencv(data)
+                if decoded is not None:
+                    return _upright(decoded, image)
+            return _upright(image, image)
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -75,6 +83,62 @@ def load_image(
         ) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InvalidImageError(f"Image {name} is truncated or corrupt ({error}).") from error
+
+
+# EXIF orientation -> the transpose that shows the image upright (what `ImageOps.exif_transpose` applies).
+_ORIENTATION_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(pixels: Image.Image, source: Image.Image) -> Image.Image:
+    """`pixels` turned by `source`'s EXIF orientation, with a CMYK JPEG's colours converted as OpenCV does."""
+    if pixels is source:
+        # Before the transpose, which drops `format`: only JPEG's CMYK takes OpenCV's formula (TIFF's matches PIL).
+        cmyk_jpeg = source.mode == "CMYK" and source.format == "JPEG"
+        upright = ImageOps.exif_transpose(source)
+        return Image.fromarray(_cmyk_to_rgb_as_opencv(upright)) if cmyk_jpeg else upright
+    transpose = _ORIENTATION_TRANSPOSES.get(source.getexif().get(0x0112))
+    return pixels.transpose(transpose) if transpose is not None else pixels
+
+
+def _is_sixteen_bit_colour_tiff(image: Image.Image) -> bool:
+    # Pillow reads 16-bit colour TIFFs as 8-bit RGB with rounding; OpenCV keeps the high byte (`>> 8`), which
+    # differs by one grey level on about half the pixels.
+    if image.format != "TIFF" or image.mode not in ("RGB", "RGBA"):
+        return False
+    bits = getattr(image, "tag_v2", {}).get(258)  # BitsPerSample
+    return isinstance(bits, (tuple, list)) and any(int(value) == 16 for value in bits)
+
+
+def _decode_with_opencv(data: bytes) -> Image.Image | None:
+    """The file decoded by `cv2.imdecode(..., IMREAD_COLOR)` as an RGB image, or `None` without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # the orientation is applied like every other file's
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if decoded is None:
+        return None
+    return Image.fromarray(np.ascontiguousarray(decoded[:, :, ::-1]))
+
+
+def _cmyk_to_rgb_as_opencv(image: Image.Image) -> np.ndarray:
+    """OpenCV's CMYK JPEG conversion (`icvCvt_CMYK2BGR_8u_C4C3R` on libjpeg's inverted Adobe values).
+
+    PIL's `convert("RGB")` rounds differently: one grey level off on about a third of the pixels.
+    """
+    inverted = 255 - np.asarray(image, dtype=np.int32)
+    key = inverted[:, :, 3:4]
+    rgb = key - (((255 - inverted[:, :, :3]) * key) >> 8)
+    return rgb.astype(np.uint8)
 
 
 def _too_many_pixels(name: str, width: int, height: int, max_pixels: int) -> InvalidImageError:
@@ -119,8 +183,12 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
     if width * height > MAX_IMAGE_PIXELS:
         raise _too_many_pixels("given", width, height, MAX_IMAGE_PIXELS)
     try:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _upright(image, image)
+        if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
+            # A 16-bit file (PNG holds at most 16 bits, also where Pillow says "I"): OpenCV always keeps the
+            # high byte, so a dark image (every value <= 255) becomes nearly black, not 8-bit as it is.
+            return _array_to_rgb(np.asarray(image).astype(np.uint16), channels_first=False, sixteen_bit=True)
+        if image.mode in ("I", "F"):
             return _array_to_rgb(np.asarray(image), channels_first=False)
         if image.mode != "RGB":
             with warnings.catch_warnings():
@@ -133,7 +201,7 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
         raise InvalidImageError(f"The image cannot be decoded; it is truncated or corrupt ({error}).") from error
 
 
-def _array_to_rgb(array: np.ndarray, channels_first: bool) -> np.ndarray:
+def _array_to_rgb(array: np.ndarray, channels_first: bool, sixteen_bit: bool = False) -> np.ndarray:
     if array.ndim == 3 and channels_first:
         array = np.moveaxis(array, 0, -1)
     if array.ndim == 2:
@@ -149,7 +217,7 @@ def _array_to_rgb(array: np.ndarray, channels_first: bool) -> np.ndarray:
         raise InvalidImageError(
             f"Expected 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} (shape {array.shape})."
         )
-    array = _to_uint8(array)
+    array = (array.astype(np.uint32) >> 8).astype(np.uint8) if sixteen_bit else _to_uint8(array)
     if channels == 1:
         array = np.repeat(array, 3, axis=2)
     elif channels == 4:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -470,8 +471,11 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
         Args:
             outputs: The output of [`FasterRCNNForObjectDetection`].
             threshold: Keep detections whose score is larger than this.
-            target_sizes: `(height, width)` per image to express boxes in. `None` (or the original size) gives
-                boxes in original-image pixels; another size rescales them.
+            target_sizes: `(height, width)` per image to express boxes in. `None` (the default, best) gives boxes
+                in original-image pixels: the image as the processor read it, after its EXIF rotation, so not
+                necessarily `(image.height, image.width)` of a file opened with `Image.open`. Another size
+                rescales them; a size that is the original one with height and width swapped (the usual sign of
+                a size taken before the EXIF rotation) is warned about.
 
         Returns:
             One dict per image with `scores` `(N,)`, `labels` `(N,)` (indices into `config.id2label`) and `boxes`
@@ -488,6 +492,17 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
                 )
         else:
             target_list = original_sizes
+        for index, (target, original) in enumerate(zip(target_list, original_sizes)):
+            target_height, target_width = (float(value) for value in target)
+            if original[0] != original[1] and (target_height, target_width) == (float(original[1]), float(original[0])):
+                warnings.warn(
+                    f"target_sizes[{index}] is {tuple(target)}, the original image's (height, width) = "
+                    f"{tuple(original)} swapped: it was probably taken from an image before its EXIF rotation "
+                    "(Image.open(...).size), which the processor applied, so the boxes would be in neither frame. "
+                    "Leave target_sizes out to get boxes in the pixels of the image as the processor read it.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         results = []
         for index, count in enumerate(counts):
             image_scores = scores[index, :count]

@@ -22,7 +22,7 @@ except ImportError:
 from .backbone import BasicBlock, Bottleneck, ResNetBackbone, freeze_backbone_stages
 from .batching import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
 from .configuration_faster_rcnn import FasterRCNNConfig
-from .errors import InvalidConfigError, InvalidImageError
+from .errors import InvalidConfigError, InvalidImageError, NonFiniteFeaturesError, WeightsMismatchError
 from .external_proposals import check_proposals
 from .fpn import FeaturePyramidNetwork
 from .fused_inference import FusedInferenceMixin, float32_precision_of_forward
@@ -117,6 +117,49 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     original_sizes: torch.Tensor | None = None
 
 
+def _tensor_names(entries: Any) -> list[str]:
+    # transformers 4.x lists mismatched tensors as (name, checkpoint shape, model shape), 5.x as names or tuples.
+    return sorted(str(entry[0]) if isinstance(entry, (tuple, list)) else str(entry) for entry in entries or ())
+
+
+def _mismatch_descriptions(entries: Any) -> list[str]:
+    descriptions = []
+    for entry in entries or ():
+        if isinstance(entry, (tuple, list)) and len(entry) >= 3:
+            descriptions.append(f"{entry[0]} (checkpoint {tuple(entry[1])}, model {tuple(entry[2])})")
+        else:
+            descriptions.append(str(entry[0] if isinstance(entry, (tuple, list)) else entry))
+    return sorted(descriptions)
+
+
+def check_loaded_weights(loading_info: dict[str, Any], source: Any, allow_mismatched_sizes: bool = False) -> None:
+    """Raise `WeightsMismatchError` naming every tensor the checkpoint lacks, has in excess, or has mis-shaped.
+
+    Args:
+        loading_info: `from_pretrained(..., output_loading_info=True)`'s second value.
+        source: The folder or Hub id loaded, named in the message.
+        allow_mismatched_sizes: Accept mis-shaped tensors (re-initialised on purpose for a new head).
+    """
+    problems = []
+    missing = _tensor_names(loading_info.get("missing_keys"))
+    unexpected = _tensor_names(loading_info.get("unexpected_keys"))
+    mismatched = [] if allow_mismatched_sizes else _mismatch_descriptions(loading_info.get("mismatched_keys"))
+    if missing:
+        problems.append("missing tensors (the model would initialise them at random): " + ", ".join(missing))
+    if unexpected:
+        problems.append("tensors the model has no place for: " + ", ".join(unexpected))
+    if mismatched:
+        problems.append("tensors of the wrong shape: " + ", ".join(mismatched))
+    if problems:
+        raise WeightsMismatchError(
+            f"The weights in {source} do not fit the model its config.json describes; "
+            + "; ".join(problems)
+            + ". The weights file is damaged or belongs to another model: convert the mmdetection checkpoint again "
+            "(faster-rcnn-hub convert), or pass ignore_mismatched_sizes=True to re-initialise mis-shaped layers on "
+            "purpose."
+        )
+
+
 class FasterRCNNPreTrainedModel(PreTrainedModel):
     config: FasterRCNNConfig
     config_class = FasterRCNNConfig
@@ -130,6 +173,29 @@ class FasterRCNNPreTrainedModel(PreTrainedModel):
         super().__init__(config, *inputs, **kwargs)
         # Installed when a model exists rather than on import: a pipeline builds the model before it checks it.
         hide_unlisted_model_error()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *model_args: Any, **kwargs: Any) -> Any:
+        """transformers' `from_pretrained`, made strict: every weight of the model must come from the checkpoint.
+
+        transformers initialises a missing tensor at random, ignores an extra one, and (with
+        `ignore_mismatched_sizes=True`) re-initialises one of the wrong shape, and the model then detects
+        nonsense without a word. Here each of these is an error naming the tensors. A shape mismatch is allowed
+        only when the caller asks for it with `ignore_mismatched_sizes=True` (a new head for other classes).
+
+        Raises:
+            WeightsMismatchError: naming every missing, unexpected and mismatched tensor.
+        """
+        wants_loading_info = kwargs.pop("output_loading_info", False)
+        allow_mismatched_sizes = bool(kwargs.pop("ignore_mismatched_sizes", False))
+        # Mismatches are always collected (not raised inside transformers), so that every transformers release
+        # reports them the same way: through the loading info, checked below.
+        model, loading_info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+        )
+        check_loaded_weights(loading_info, pretrained_model_name_or_path, allow_mismatched_sizes)
+        return (model, loading_info) if wants_loading_info else model
+
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -317,6 +383,8 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         # A model loaded or cast to bfloat16/float16 runs its network in that dtype; proposals, RoIAlign, box
         # decoding and NMS stay in float32 (see rpn.py and roi_heads.py), and so do the outputs.
         pyramid = self.fpn(self.backbone(pixel_values.to(self.dtype)))
+        if not self.training:
+            _check_finite_features(pyramid, self.dtype)
         losses = None
         if labels is not None:
             if _training_loss_function is None:
@@ -393,6 +461,28 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 f"image_sizes {image_sizes.tolist()} exceed the padded batch size ({height}, {width})."
             )
         return image_sizes, original_sizes
+
+
+def _check_finite_features(pyramid: list[torch.Tensor], dtype: torch.dtype) -> None:
+    """Refuse to go on from non-finite features: NaN or infinite boxes would reach NMS and come out as detections.
+
+    The input was checked finite, so they come from the network: float16 overflows above 65504, which a backbone's
+    activations can pass; in float32 or bfloat16 (float32's range) they mean broken weights.
+    """
+    bad_levels = [index for index, level in enumerate(pyramid) if not bool(torch.isfinite(level).all())]
+    if not bad_levels:
+        return
+    if dtype == torch.float16:
+        advice = (
+            "float16 overflowed (its largest value is 65504). Run the model in float32 (load it without dtype, or "
+            "call model.float()) or in bfloat16, which has float32's range."
+        )
+    else:
+        advice = "The weights hold NaN or infinite values, or are far out of range: convert the checkpoint again."
+    raise NonFiniteFeaturesError(
+        f"The backbone and neck computed infinite or NaN features in {dtype} (feature levels {bad_levels}) from "
+        f"finite input, so no detection can be trusted. {advice}"
+    )
 
 
 def _stack_padded(per_image: list[torch.Tensor], count: int, fill: float) -> torch.Tensor:
