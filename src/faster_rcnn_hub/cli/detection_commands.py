@@ -27,6 +27,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     detect.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     add_dtype_argument(detect)
+    detect.add_argument(
+        "--backend", choices=("torch", "onnxruntime"), default="torch",
+        help="torch (default), or onnxruntime with --model an export folder (faster-rcnn-hub export)",
+    )  # fmt: skip
 
     predict = commands.add_parser(
         "predict",
@@ -71,7 +75,13 @@ def run_detect(args: argparse.Namespace) -> int:
             raise FasterRCNNHubError(f"Not overwriting {', '.join(existing)}; pass --overwrite to replace.")
     # Read every image before any work so that a bad file stops the run before anything is written.
     images = [load_image(path) for path in args.images]
-    detector = Detector(args.model if args.model else default_model_dir(), device=args.device, dtype=args.dtype)
+    if args.backend == "onnxruntime" and not args.model:
+        raise FasterRCNNHubError(
+            "--backend onnxruntime runs an export folder: pass --model OUTPUT of `faster-rcnn-hub export`."
+        )
+    detector = Detector(
+        args.model if args.model else default_model_dir(), device=args.device, dtype=args.dtype, backend=args.backend
+    )
     all_detections = detector.detect_batch(images, threshold=args.threshold, batch_size=args.batch_size)
     report = {}
     for path, image, target, detections in zip(args.images, images, targets, all_detections):

@@ -1,0 +1,6 @@
+"""Exporting a converted model for other runtimes: one ONNX graph from padded pixels to final detections."""
+
+from .export_model import EXPORT_FORMATS, export
+from .onnx_export import MIN_OPSET, check_exportable, export_onnx
+
+__all__ = ["EXPORT_FORMATS", "MIN_OPSET", "check_exportable", "export", "export_onnx"]

@@ -1,0 +1,153 @@
+"""ONNX export: one file runs every image size in ONNX Runtime and gives the PyTorch model's detections by the
+fixtures' rule; what cannot be exported is refused, naming the setting; nothing existing is overwritten."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import IMAGES
+from parity import assert_matches, compare_detections
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+# Padded sizes 800x800, 800x1216 and 192x1344 (COCO scale); 608x608, 608x928 and 160x1024 (VOC scale).
+SIZES_IMAGES = ["astronaut", "chelsea", "wide_pattern"]
+CASES = ["tiny_r50_fpn_coco", "tiny_r50_caffe_fpn_voc"]
+
+
+def torch_detections(loaded_model, case: str, image: Image.Image):
+    model, processor = loaded_model(case)
+    inputs = processor(images=[image])
+    with torch.no_grad():
+        outputs = model(**inputs)
+    count = int(outputs.num_detections[0])
+    return outputs.pred_boxes[0, :count], outputs.scores[0, :count].tolist(), outputs.labels[0, :count].tolist()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_one_onnx_file_gives_the_torch_detections_at_every_image_size(loaded_model, onnx_export, case):
+    from faster_rcnn_hub.runtime import OnnxDetector
+
+    detector = OnnxDetector(onnx_export(case))
+    input_sizes = set()
+    for name in SIZES_IMAGES:
+        image = Image.open(IMAGES / f"{name}.png")
+        prepared = detector.preprocessor(image)
+        input_sizes.add(prepared.pixel_values.shape)
+        boxes, scores, labels = detector.run(prepared)
+        reference = torch_detections(loaded_model, case, image)
+        assert len(reference[1]) > 0, f"{case}/{name}: the test needs detections to compare"
+        assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{case}/{name} onnx")
+    assert len(input_sizes) == len(SIZES_IMAGES), input_sizes
+
+
+def test_detector_onnxruntime_backend_gives_the_torch_backend_s_detections(converted_model, onnx_export):
+    from faster_rcnn_hub import Detector
+
+    case = "tiny_r50_fpn_coco"
+    images = [Image.open(IMAGES / f"{name}.png") for name in ("coffee", "wide_pattern")]
+    by_torch = Detector(converted_model(case), device="cpu").detect_batch(images, threshold=0.05)
+    by_onnx = Detector(onnx_export(case), backend="onnxruntime").detect_batch(images, threshold=0.05)
+    for expected, found in zip(by_torch, by_onnx):
+        assert expected, "the test needs detections above the threshold"
+        assert {type(detection) for detection in found} == {type(expected[0])}
+        comparison = compare_detections(
+            [d.box for d in expected], [d.score for d in expected], [d.label_id for d in expected],
+            [d.box for d in found], [d.score for d in found], [d.label_id for d in found],
+        )  # fmt: skip
+        assert_matches(comparison, "Detector(backend='onnxruntime')")
+        assert [d.label for d in found[:5]] == [d.label for d in expected[:5]]
+
+
+def test_export_folder_holds_the_model_and_its_settings(onnx_export):
+    import onnx
+
+    folder = onnx_export("tiny_r50_fpn_coco")
+    metadata = json.loads((folder / "export.json").read_text())
+    assert metadata["format"] == "onnx" and metadata["batch"] == 1 and metadata["opset"] >= 16
+    graph = onnx.load(str(folder / "model.onnx"))
+    onnx.checker.check_model(graph)
+    operators = {node.op_type for node in graph.graph.node}
+    assert {"NonMaxSuppression", "RoiAlign", "TopK"} <= operators
+    assert all(node.domain in ("", "ai.onnx") for node in graph.graph.node), "custom operators in the graph"
+    half_pixel = [
+        attribute.s.decode()
+        for node in graph.graph.node
+        if node.op_type == "RoiAlign"
+        for attribute in node.attribute
+        if attribute.name == "coordinate_transformation_mode"
+    ]
+    assert half_pixel and set(half_pixel) == {"half_pixel"}
+    height, width = (dimension.dim_param for dimension in graph.graph.input[0].type.tensor_type.shape.dim[2:])
+    assert height and width, "height and width must be dynamic"
+
+
+def columns(detections: list[dict]) -> tuple[list, list, list]:
+    return [d["box"] for d in detections], [d["score"] for d in detections], [d["label_id"] for d in detections]
+
+
+def soft_nms_copy(folder, tmp_path):
+    copy = tmp_path / "soft"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["rcnn_nms_type"] = "soft_nms"
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
+def test_soft_nms_and_bad_settings_are_refused_and_nothing_is_written(converted_model, tmp_path):
+    from faster_rcnn_hub import FasterRCNNHubError, export
+
+    folder = converted_model("tiny_r50_fpn_coco")
+    with pytest.raises(FasterRCNNHubError, match="rcnn_nms_type='soft_nms'"):
+        export(soft_nms_copy(folder, tmp_path), tmp_path / "out")
+    with pytest.raises(FasterRCNNHubError, match="opset"):
+        export(folder, tmp_path / "out", opset=13)
+    with pytest.raises(FasterRCNNHubError, match="batch 1"):
+        export(folder, tmp_path / "out", batch=2)
+    with pytest.raises(FasterRCNNHubError, match="format"):
+        export(folder, tmp_path / "out", format="tflite")
+    assert not (tmp_path / "out").exists()
+    assert [path.name for path in tmp_path.iterdir()] == ["soft"]
+
+
+def test_export_never_overwrites_an_existing_output(converted_model, tmp_path):
+    from faster_rcnn_hub import FasterRCNNHubError, export
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("keep me")
+    with pytest.raises(FasterRCNNHubError, match="Not overwriting"):
+        export(converted_model("tiny_r50_fpn_coco"), existing)
+    assert [path.name for path in existing.iterdir()] == ["notes.txt"]
+
+
+def test_export_and_detect_commands(converted_model, onnx_export, tmp_path, capsys):
+    from faster_rcnn_hub.cli.main import main
+
+    folder = converted_model("tiny_r50_fpn_coco")
+    assert main(["export", str(folder), str(tmp_path / "out"), "--opset", "15"]) == 2
+    assert "error: --opset must be an integer of at least 16" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+    image = str(IMAGES / "coffee.png")
+    assert main(["detect", image, "--model", str(folder), "--backend", "onnxruntime", "--no-draw"]) == 2
+    assert "not an exported model folder" in capsys.readouterr().err
+
+    reports = {}
+    for backend, model in (("torch", folder), ("onnxruntime", onnx_export("tiny_r50_fpn_coco"))):
+        json_path = tmp_path / f"{backend}.json"
+        arguments = ["detect", image, "--model", str(model), "--backend", backend, "--no-draw", "--json", str(json_path)]
+        assert main([*arguments, "--threshold", "0.05", "--device", "cpu"]) == 0
+        reports[backend] = json.loads(json_path.read_text())[image]
+    expected, found = reports["torch"], reports["onnxruntime"]
+    assert (found["width"], found["height"]) == (expected["width"], expected["height"])
+    assert expected["detections"] and set(found["detections"][0]) == set(expected["detections"][0])
+    comparison = compare_detections(*columns(expected["detections"]), *columns(found["detections"]))
+    assert_matches(comparison, "detect --backend onnxruntime")
