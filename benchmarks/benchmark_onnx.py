@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from benchmark_inference import (
     IMAGES,
     ROOT,
@@ -75,7 +74,8 @@ def parity(ours: Ours, runtime: OnnxRuntime) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    torch.set_num_threads(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from faster_rcnn_hub import export
 
     cache = Path(args.cache)
