@@ -151,3 +151,64 @@ def test_export_and_detect_commands(converted_model, onnx_export, tmp_path, caps
     assert expected["detections"] and set(found["detections"][0]) == set(expected["detections"][0])
     comparison = compare_detections(*columns(expected["detections"]), *columns(found["detections"]))
     assert_matches(comparison, "detect --backend onnxruntime")
+
+
+C4 = dict(
+    backbone_num_stages=3, backbone_strides=[1, 2, 2], backbone_dilations=[1, 1, 1], backbone_out_indices=[2],
+    neck_type="none", anchor_scales=[2, 4, 8, 16, 32], anchor_strides=[16], roi_featmap_strides=[16],
+    roi_output_size=14, roi_head_type="shared_res5",
+)  # fmt: skip
+DC5 = dict(
+    backbone_strides=[1, 2, 2, 1], backbone_dilations=[1, 1, 1, 2], backbone_out_indices=[3], neck_type="none",
+    anchor_scales=[2, 4, 8, 16, 32], anchor_strides=[16], roi_featmap_strides=[16],
+)  # fmt: skip
+
+
+def narrow_model_folder(folder, layout: dict):
+    """A narrow ResNet-50 detector of the given layout with seeded weights scaled so that activations keep their
+    size: its scores spread out (no ties, which any two correct NMS implementations may order differently)."""
+    from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection, FasterRCNNImageProcessor
+
+    config = FasterRCNNConfig(
+        backbone_depth=50, backbone_base_channels=8, rpn_feat_channels=16, box_head_fc_channels=32, num_classes=5,
+        id2label={index: f"class{index}" for index in range(5)}, rpn_nms_pre=300, rpn_max_per_img=200, **layout,
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    model = FasterRCNNForObjectDetection(config).eval()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=generator)
+            if "running_var" in name:
+                tensor.copy_(noise.abs() + 0.5)
+            elif tensor.dim() > 1:
+                tensor.copy_(noise / tensor[0].numel() ** 0.5)
+            elif name.endswith("weight"):
+                tensor.copy_(1 + 0.1 * noise)
+            else:
+                tensor.copy_(0.1 * noise)
+    model.save_pretrained(folder)
+    FasterRCNNImageProcessor(size={"longest_edge": 512, "shortest_edge": 320}).save_pretrained(folder)
+    return FasterRCNNForObjectDetection.from_pretrained(folder).eval(), FasterRCNNImageProcessor.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("layout", [C4, DC5], ids=["c4", "dc5"])
+def test_single_map_layouts_export_with_parity(layout, tmp_path):
+    from faster_rcnn_hub import export
+    from faster_rcnn_hub.runtime import OnnxDetector
+
+    model, processor = narrow_model_folder(tmp_path / "model", layout)
+    detector = OnnxDetector(export(tmp_path / "model", tmp_path / "onnx"))
+    for name in SIZES_IMAGES:
+        image = Image.open(IMAGES / f"{name}.png")
+        with torch.no_grad():
+            outputs = model(**processor(images=[image]))
+        count = int(outputs.num_detections[0])
+        assert count > 0, f"{name}: the test needs detections to compare"
+        boxes, scores, labels = detector.run(detector.preprocessor(image))
+        comparison = compare_detections(
+            outputs.pred_boxes[0, :count], outputs.scores[0, :count].tolist(), outputs.labels[0, :count].tolist(),
+            boxes, scores.tolist(), labels.tolist(),
+        )  # fmt: skip
+        assert_matches(comparison, f"{name} onnx")
