@@ -21,13 +21,20 @@ SIZES_IMAGES = ["astronaut", "chelsea", "wide_pattern"]
 CASES = ["tiny_r50_fpn_coco", "tiny_r50_caffe_fpn_voc"]
 
 
-def torch_detections(loaded_model, case: str, image: Image.Image):
-    model, processor = loaded_model(case)
-    inputs = processor(images=[image])
-    with torch.no_grad():
-        outputs = model(**inputs)
-    count = int(outputs.num_detections[0])
-    return outputs.pred_boxes[0, :count], outputs.scores[0, :count].tolist(), outputs.labels[0, :count].tolist()
+_torch_runs: dict = {}
+
+
+def torch_detections(loaded_model, case: str, name: str):
+    """The PyTorch model's detections of a fixture image (computed once: several formats compare with them)."""
+    if (case, name) not in _torch_runs:
+        model, processor = loaded_model(case)
+        with torch.no_grad():
+            outputs = model(**processor(images=[Image.open(IMAGES / f"{name}.png")]))
+        count = int(outputs.num_detections[0])
+        _torch_runs[case, name] = (
+            outputs.pred_boxes[0, :count], outputs.scores[0, :count].tolist(), outputs.labels[0, :count].tolist()
+        )
+    return _torch_runs[case, name]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -41,10 +48,30 @@ def test_one_onnx_file_gives_the_torch_detections_at_every_image_size(loaded_mod
         prepared = detector.preprocessor(image)
         input_sizes.add(prepared.pixel_values.shape)
         boxes, scores, labels = detector.run(prepared)
-        reference = torch_detections(loaded_model, case, image)
+        reference = torch_detections(loaded_model, case, name)
         assert len(reference[1]) > 0, f"{case}/{name}: the test needs detections to compare"
         assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{case}/{name} onnx")
     assert len(input_sizes) == len(SIZES_IMAGES), input_sizes
+
+
+def test_openvino_export_gives_the_torch_detections_at_every_image_size(loaded_model, converted_model, tmp_path):
+    pytest.importorskip("openvino")
+    from faster_rcnn_hub import Detector, FasterRCNNHubError, export
+    from faster_rcnn_hub.runtime import OpenVinoDetector, open_exported
+
+    case = "tiny_r50_fpn_coco"
+    folder = export(converted_model(case), tmp_path / "openvino", format="openvino")
+    assert {"model.xml", "model.bin"} <= {path.name for path in folder.iterdir()}
+    assert not (folder / "model.onnx").exists()
+    detector = open_exported(folder)
+    assert isinstance(detector, OpenVinoDetector)
+    for name in SIZES_IMAGES:
+        image = Image.open(IMAGES / f"{name}.png")
+        boxes, scores, labels = detector.run(detector.preprocessor(image))
+        reference = torch_detections(loaded_model, case, name)
+        assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{name} openvino")
+    with pytest.raises(FasterRCNNHubError, match="holds a 'openvino' export"):
+        Detector(folder, backend="onnxruntime")
 
 
 def test_detector_onnxruntime_backend_gives_the_torch_backend_s_detections(converted_model, onnx_export):

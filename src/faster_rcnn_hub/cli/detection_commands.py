@@ -28,8 +28,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     detect.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     add_dtype_argument(detect)
     detect.add_argument(
-        "--backend", choices=("torch", "onnxruntime"), default="torch",
-        help="torch (default), or onnxruntime with --model an export folder (faster-rcnn-hub export)",
+        "--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+        help="torch (default), or onnxruntime / openvino with --model an export folder (faster-rcnn-hub export)",
     )  # fmt: skip
 
     predict = commands.add_parser(
@@ -75,9 +75,9 @@ def run_detect(args: argparse.Namespace) -> int:
             raise FasterRCNNHubError(f"Not overwriting {', '.join(existing)}; pass --overwrite to replace.")
     # Read every image before any work so that a bad file stops the run before anything is written.
     images = [load_image(path) for path in args.images]
-    if args.backend == "onnxruntime" and not args.model:
+    if args.backend != "torch" and not args.model:
         raise FasterRCNNHubError(
-            "--backend onnxruntime runs an export folder: pass --model OUTPUT of `faster-rcnn-hub export`."
+            f"--backend {args.backend} runs an export folder: pass --model OUTPUT of `faster-rcnn-hub export`."
         )
     detector = Detector(
         args.model if args.model else default_model_dir(), device=args.device, dtype=args.dtype, backend=args.backend

@@ -18,7 +18,8 @@ from ..models.faster_rcnn.fused_inference import cpu_runs_fast
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
-from ..runtime.onnx_detector import OnnxDetector
+from ..runtime.backends import open_exported
+from ..runtime.exported_detector import ExportedDetector
 
 # detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
 _BATCHES_PER_WINDOW = 4
@@ -38,8 +39,9 @@ class Detection:
 
 
 NETWORK_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# "torch": a converted model folder run by PyTorch; "onnxruntime": an export folder (`faster-rcnn-hub export`).
-BACKENDS = ("torch", "onnxruntime")
+# "torch": a converted model folder run by PyTorch; "onnxruntime", "openvino": an export folder of that runtime's
+# format (`faster-rcnn-hub export`).
+BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 class Detector:
@@ -51,8 +53,8 @@ class Detector:
         device: Where to run (`"cpu"`, `"cuda"`, ...); defaults to CUDA when available.
         dtype: The network's dtype: `"float32"` (default; mmdetection's detections), or `"bfloat16"` /
             `"float16"` for speed on GPUs and CPUs with half-precision units (box decoding and NMS stay float32).
-        backend: `"torch"` (default) or `"onnxruntime"`: the exported graph on ONNX Runtime's CPU provider, in
-            float32, one image per run, with the same output format.
+        backend: `"torch"` (default), `"onnxruntime"` or `"openvino"`: the exported graph (`--format onnx` or
+            `openvino`) on that runtime's CPU device, in float32, one image per run, with the same output format.
     """
 
     def __init__(
@@ -65,17 +67,17 @@ class Detector:
         if backend not in BACKENDS:
             raise FasterRCNNHubError(f"backend must be one of {list(BACKENDS)}, got {backend!r}.")
         self.backend = backend
-        self.onnx_detector: OnnxDetector | None = None
-        if backend == "onnxruntime":
+        self.exported: ExportedDetector | None = None
+        if backend != "torch":
             if dtype != "float32" or device not in (None, "cpu"):
                 raise FasterRCNNHubError(
-                    f"The onnxruntime backend runs the exported float32 graph on the CPU; got device={device!r}, "
+                    f"The {backend} backend runs the exported float32 graph on the CPU; got device={device!r}, "
                     f"dtype={dtype!r}. Leave both out (or pass device='cpu', dtype='float32')."
                 )
             self.device = torch.device("cpu")
-            self.onnx_detector = OnnxDetector(model)
+            self.exported = open_exported(model, backend)
             # Sizes for detect_batch's grouping; each image runs on its own.
-            self.processor = self.onnx_detector.preprocessor
+            self.processor = self.exported.preprocessor
             self.model = None
             return
         if device is None:
@@ -147,9 +149,9 @@ class Detector:
         ]
 
     def _detect(self, arrays: list[np.ndarray], threshold: float) -> list[list[Detection]]:
-        if self.onnx_detector is not None:
+        if self.exported is not None:
             return [
-                [Detection(**detection) for detection in self.onnx_detector.detect(array, threshold)]
+                [Detection(**detection) for detection in self.exported.detect(array, threshold)]
                 for array in arrays
             ]
         inputs = self.processor(images=arrays, device=self.device)

@@ -14,11 +14,13 @@ from ..runtime.export_folder import (
     CONFIG_FILE,
     EXPORT_METADATA_FILE,
     ONNX_MODEL_FILE,
+    OPENVINO_MODEL_FILE,
     PREPROCESSOR_FILE,
 )
 from .onnx_export import DEFAULT_OPSET, INPUT_NAMES, OUTPUT_NAMES, check_exportable, check_opset, export_onnx
+from .openvino_export import export_openvino
 
-EXPORT_FORMATS = ("onnx",)
+EXPORT_FORMATS = ("onnx", "openvino")
 
 
 def export(
@@ -28,18 +30,19 @@ def export(
     opset: int = DEFAULT_OPSET,
     batch: int = 1,
 ) -> Path:
-    """Export a converted model to a folder that `Detector(output, backend="onnxruntime")` and the torch-free
-    `python -m faster_rcnn_hub.runtime` run.
+    """Export a converted model to a folder that `Detector(output, backend="onnxruntime"|"openvino")` and the
+    torch-free `python -m faster_rcnn_hub.runtime` run.
 
     The folder holds `model.onnx` (one graph: normalized padded pixels, the resized size and the rescale factor
-    of one image in, final detections in original-image pixels out; any height and width), `config.json`,
-    `preprocessor_config.json` and `export.json`. It is written beside `output` and moved into place only when
+    of one image in, final detections in original-image pixels out; any height and width) or, for OpenVINO, the
+    same graph as IR (`model.xml`, `model.bin`, float32 weights), and `config.json`, `preprocessor_config.json` and
+    `export.json`. It is written beside `output` and moved into place only when
     complete; an existing `output` is never touched.
 
     Args:
         model: A converted model folder, a Hub id, or `None` for the bundled default model.
         output: The folder to create; it must not exist (an empty folder is accepted).
-        format: `"onnx"`.
+        format: `"onnx"` or `"openvino"`.
         opset: ONNX opset, at least 16.
         batch: Images per run of the graph; only 1 (each image must see only its own padding, see `batching.py`).
 
@@ -77,6 +80,9 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         export_onnx(detector, staging / ONNX_MODEL_FILE, opset)
+        if format == "openvino":
+            export_openvino(staging / ONNX_MODEL_FILE, staging / OPENVINO_MODEL_FILE)
+            (staging / ONNX_MODEL_FILE).unlink()
         detector.config.to_json_file(staging / CONFIG_FILE)
         processor.to_json_file(staging / PREPROCESSOR_FILE)
         metadata = {

@@ -11,18 +11,24 @@ from typing import Any
 from ..errors import FasterRCNNHubError
 
 ONNX_MODEL_FILE = "model.onnx"
+# OpenVINO IR: the graph and its weights.
+OPENVINO_MODEL_FILE = "model.xml"
+OPENVINO_WEIGHTS_FILE = "model.bin"
 # Written last by the exporter: a folder without it is not (or not yet) a complete export.
 EXPORT_METADATA_FILE = "export.json"
 CONFIG_FILE = "config.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
-EXPORT_FILES = (ONNX_MODEL_FILE, CONFIG_FILE, PREPROCESSOR_FILE, EXPORT_METADATA_FILE)
+SETTINGS_FILES = (CONFIG_FILE, PREPROCESSOR_FILE, EXPORT_METADATA_FILE)
+# The model files of each export format.
+MODEL_FILES = {"onnx": (ONNX_MODEL_FILE,), "openvino": (OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE)}
 
 
 @dataclass
 class ExportedModelFolder:
-    """An export folder read back: `faster-rcnn-hub export` writes `model.onnx`, `config.json` (the model's
-    configuration, with its class names), `preprocessor_config.json` (the image processor's settings) and
-    `export.json` (format, opset, inputs and outputs)."""
+    """An export folder read back: `faster-rcnn-hub export` writes the model (`model.onnx`, or OpenVINO's
+    `model.xml` and `model.bin`), `config.json` (the model's configuration, with its class names),
+    `preprocessor_config.json` (the image processor's settings) and `export.json` (format, opset, inputs and
+    outputs)."""
 
     path: Path
     metadata: dict[str, Any]
@@ -43,17 +49,28 @@ class ExportedModelFolder:
             raise FasterRCNNHubError(
                 f"{folder} is not an exported model folder (it has no {EXPORT_METADATA_FILE}).{hint}"
             )
-        missing = [name for name in EXPORT_FILES if not (folder / name).is_file()]
+        metadata = _read_json(folder / EXPORT_METADATA_FILE)
+        export_format = metadata.get("format")
+        if export_format not in MODEL_FILES:
+            raise FasterRCNNHubError(
+                f"{folder / EXPORT_METADATA_FILE} names the format {export_format!r}; this version runs "
+                f"{sorted(MODEL_FILES)}."
+            )
+        missing = [name for name in (*MODEL_FILES[export_format], *SETTINGS_FILES) if not (folder / name).is_file()]
         if missing:
             raise FasterRCNNHubError(
                 f"Export folder {folder} is incomplete: {', '.join(missing)} missing; export again."
             )
         return cls(
             path=folder,
-            metadata=_read_json(folder / EXPORT_METADATA_FILE),
+            metadata=metadata,
             config=_read_json(folder / CONFIG_FILE),
             preprocessor=_read_json(folder / PREPROCESSOR_FILE),
         )
+
+    @property
+    def format(self) -> str:
+        return str(self.metadata["format"])
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -67,5 +84,14 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise FasterRCNNHubError(f"Cannot read {path}: {error}. Export the model again.") from error
 
 
-__all__ = ["CONFIG_FILE", "EXPORT_FILES", "EXPORT_METADATA_FILE", "ONNX_MODEL_FILE", "PREPROCESSOR_FILE",
-           "ExportedModelFolder"]
+__all__ = [
+    "CONFIG_FILE",
+    "EXPORT_METADATA_FILE",
+    "MODEL_FILES",
+    "ONNX_MODEL_FILE",
+    "OPENVINO_MODEL_FILE",
+    "OPENVINO_WEIGHTS_FILE",
+    "PREPROCESSOR_FILE",
+    "SETTINGS_FILES",
+    "ExportedModelFolder",
+]
