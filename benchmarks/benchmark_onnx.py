@@ -1,18 +1,20 @@
-"""The exported ONNX model on ONNX Runtime against this package's PyTorch path and torchvision, in one run, and
-its detections against the PyTorch model's on the full-size R50-FPN.
+"""The exported model on ONNX Runtime and OpenVINO against this package's PyTorch path and torchvision, in one run,
+and their detections against the PyTorch model's on the full-size R50-FPN.
 
     python benchmarks/benchmark_onnx.py --json benchmarks/results-onnx-cpu.json
 
 Model: the fixtures' seeded full-size `r50_fpn_1x_coco` checkpoint, converted, then exported with
-`faster_rcnn_hub.export` (opset 17). Contenders, timed alternately round by round (median of `--runs` rounds after
-`--warmup`), each from a decoded RGB array to final detections:
+`faster_rcnn_hub.export` (opset 17, and `--format openvino`). Contenders, timed alternately round by round
+(median of `--runs` rounds after `--warmup`), each from a decoded RGB array to final detections:
 
 - `ours-float32`: `FasterRCNNForObjectDetection` on its fused path (the default), processor and post-processing.
 - `onnxruntime-float32`: `OnnxDetector` (the torch-free runtime): NumPy/OpenCV preprocessing and the exported graph
   on ONNX Runtime's CPU provider, default session options.
+- `openvino-float32`: `OpenVinoDetector`: the same preprocessing and the OpenVINO IR on OpenVINO's CPU device
+  (float32 weights, `INFERENCE_PRECISION_HINT=f32`).
 - `torchvision`: `fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)`.
 
-Parity: on each fixture image, ONNX Runtime's detections against the PyTorch model's by the fixtures' rule
+Parity: on each fixture image, each runtime's detections against the PyTorch model's by the fixtures' rule
 (tests/parity.py), and the largest box and score differences.
 """
 
@@ -46,18 +48,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 from parity import compare_detections  # noqa: E402
 
 
-class OnnxRuntime(Contender):
-    def __init__(self, export_dir: Path) -> None:
-        from faster_rcnn_hub.runtime import OnnxDetector
+class Exported(Contender):
+    """An export folder run by its runtime (`open_exported`)."""
 
-        self.name = "onnxruntime-float32"
-        self.detector = OnnxDetector(export_dir)
+    def __init__(self, export_dir: Path, name: str) -> None:
+        from faster_rcnn_hub.runtime import open_exported
+
+        self.name = name
+        self.detector = open_exported(export_dir)
 
     def detect(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         return [self.detector.run(self.detector.preprocessor(image)) for image in images]
 
 
-def parity(ours: Ours, runtime: OnnxRuntime) -> dict[str, Any]:
+def parity(ours: Ours, runtime: Exported) -> dict[str, Any]:
     results = {}
     for path in sorted(IMAGES.glob("*.png")):
         image = load_rgb(path)
@@ -80,14 +84,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cache = Path(args.cache)
     model_dir = seeded_checkpoint_model(cache)
-    export_dir = Path(tempfile.mkdtemp(dir=cache)) / "onnx"
-    start = time.perf_counter()
-    export(model_dir, export_dir)
-    export_seconds = time.perf_counter() - start
+    exports = Path(tempfile.mkdtemp(dir=cache))
+    export_seconds = {}
+    for export_format in ("onnx", "openvino"):
+        start = time.perf_counter()
+        export(model_dir, exports / export_format, format=export_format)
+        export_seconds[export_format] = time.perf_counter() - start
     device = torch.device("cpu")
     ours = Ours(model_dir, "float32", device)
-    runtime = OnnxRuntime(export_dir)
-    contenders: list[Contender] = [ours, runtime, TorchVision(device)]
+    runtimes = [Exported(exports / "onnx", "onnxruntime-float32"), Exported(exports / "openvino", "openvino-float32")]
+    contenders: list[Contender] = [ours, *runtimes, TorchVision(device)]
     image = load_rgb(IMAGES / "coffee.png")
     latency = alternate(contenders, lambda contender: contender.detect([image]), args.runs, args.warmup, device)
     flops = forward_flops(ours, image)
@@ -95,13 +101,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = {
         "machine": machine_description(device),
         "export_seconds": export_seconds,
-        "onnx_megabytes": (export_dir / "model.onnx").stat().st_size / 2**20,
+        "onnx_megabytes": (exports / "onnx" / "model.onnx").stat().st_size / 2**20,
         "latency_seconds": latency,
         "forward_gflop": flops / 1e9,
         "conv_peak_gflops": peak,
         "share_of_conv_peak": {name: flops / 1e9 / seconds / peak for name, seconds in latency.items()},
         "vs_torchvision": {name: latency["torchvision"] / seconds for name, seconds in latency.items()},
-        "parity": parity(ours, runtime),
+        "parity": {runtime.name: parity(ours, runtime) for runtime in runtimes},
         "settings": {"runs": args.runs, "warmup": args.warmup, "threads": torch.get_num_threads()},
     }
     return report

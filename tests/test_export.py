@@ -170,8 +170,8 @@ def test_export_and_detect_commands(converted_model, onnx_export, tmp_path, caps
     reports = {}
     for backend, model in (("torch", folder), ("onnxruntime", onnx_export("tiny_r50_fpn_coco"))):
         json_path = tmp_path / f"{backend}.json"
-        arguments = ["detect", image, "--model", str(model), "--backend", backend, "--no-draw", "--json", str(json_path)]
-        assert main([*arguments, "--threshold", "0.05", "--device", "cpu"]) == 0
+        arguments = ["detect", image, "--model", str(model), "--backend", backend, "--no-draw", "--threshold", "0.05"]
+        assert main([*arguments, "--json", str(json_path), "--device", "cpu"]) == 0
         reports[backend] = json.loads(json_path.read_text())[image]
     expected, found = reports["torch"], reports["onnxruntime"]
     assert (found["width"], found["height"]) == (expected["width"], expected["height"])
@@ -239,3 +239,24 @@ def test_single_map_layouts_export_with_parity(layout, tmp_path):
             boxes, scores.tolist(), labels.tolist(),
         )  # fmt: skip
         assert_matches(comparison, f"{name} onnx")
+
+
+@pytest.mark.slow  # torch.export traces the whole detector symbolically: about a minute on 2 cores
+def test_exported_program_with_dynamic_height_and_width_gives_the_eager_detections(
+    loaded_model, converted_model, tmp_path
+):
+    from faster_rcnn_hub import export
+    from faster_rcnn_hub.runtime import Preprocessor
+
+    case = "tiny_r50_fpn_coco"
+    folder = export(converted_model(case), tmp_path / "program", format="exported-program")
+    assert json.loads((folder / "export.json").read_text())["format"] == "exported-program"
+    program = torch.export.load(str(folder / "model.pt2")).module()
+    preprocessor = Preprocessor(json.loads((folder / "preprocessor_config.json").read_text()))
+    for name in SIZES_IMAGES:
+        prepared = preprocessor(Image.open(IMAGES / f"{name}.png"))
+        with torch.no_grad():
+            inputs = (prepared.pixel_values, prepared.image_size, prepared.rescale_factor)
+            boxes, scores, labels = program(*(torch.from_numpy(value) for value in inputs))
+        reference = torch_detections(loaded_model, case, name)
+        assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{name} program")

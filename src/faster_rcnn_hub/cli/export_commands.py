@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 # Repeated from exporting/ (which imports torch) so that building the parser stays cheap; test_export.py checks.
-EXPORT_FORMATS = ("onnx", "openvino")
+EXPORT_FORMATS = ("onnx", "openvino", "exported-program")
 DEFAULT_OPSET = 17
 
 
@@ -17,7 +17,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         help="export a model to ONNX or OpenVINO (one graph from padded pixels to detections, any image size)",
         description="Write OUTPUT, a folder with model.onnx (normalized padded pixels, the resized size and the "
         "rescale factor of one image in; final detections in original-image pixels out; standard ONNX operators, "
-        "any height and width; with --format openvino the same graph as OpenVINO IR, model.xml and model.bin), "
+        "any height and width; with --format openvino the same graph as OpenVINO IR, model.xml and model.bin; "
+        "with --format exported-program a torch.export program, model.pt2), "
         "config.json, preprocessor_config.json and export.json. Run it with `faster-rcnn-hub detect --backend "
         "onnxruntime|openvino --model OUTPUT`, Detector(OUTPUT, backend='onnxruntime'|'openvino'), "
         "or without PyTorch with `python -m faster_rcnn_hub.runtime OUTPUT IMAGE...`.",

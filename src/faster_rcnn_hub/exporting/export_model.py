@@ -19,8 +19,11 @@ from ..runtime.export_folder import (
 )
 from .onnx_export import DEFAULT_OPSET, INPUT_NAMES, OUTPUT_NAMES, check_exportable, check_opset, export_onnx
 from .openvino_export import export_openvino
+from .program_export import export_program
 
-EXPORT_FORMATS = ("onnx", "openvino")
+EXPORT_FORMATS = ("onnx", "openvino", "exported-program")
+# `torch.export.save` of the program (runs with torch only: `torch.export.load(path).module()`).
+PROGRAM_FILE = "model.pt2"
 
 
 def export(
@@ -35,14 +38,15 @@ def export(
 
     The folder holds `model.onnx` (one graph: normalized padded pixels, the resized size and the rescale factor
     of one image in, final detections in original-image pixels out; any height and width) or, for OpenVINO, the
-    same graph as IR (`model.xml`, `model.bin`, float32 weights), and `config.json`, `preprocessor_config.json` and
-    `export.json`. It is written beside `output` and moved into place only when
+    same graph as IR (`model.xml`, `model.bin`, float32 weights), or for `"exported-program"` the same function
+    as a `torch.export` program (`model.pt2`, for PyTorch: `torch.export.load(path).module()`), and `config.json`,
+    `preprocessor_config.json` and `export.json`. It is written beside `output` and moved into place only when
     complete; an existing `output` is never touched.
 
     Args:
         model: A converted model folder, a Hub id, or `None` for the bundled default model.
         output: The folder to create; it must not exist (an empty folder is accepted).
-        format: `"onnx"` or `"openvino"`.
+        format: `"onnx"`, `"openvino"` or `"exported-program"`.
         opset: ONNX opset, at least 16.
         batch: Images per run of the graph; only 1 (each image must see only its own padding, see `batching.py`).
 
@@ -79,7 +83,10 @@ def export(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        export_onnx(detector, staging / ONNX_MODEL_FILE, opset)
+        if format == "exported-program":
+            export_program(detector, staging / PROGRAM_FILE, processor.pad_size_divisor if processor.do_pad else 1)
+        else:
+            export_onnx(detector, staging / ONNX_MODEL_FILE, opset)
         if format == "openvino":
             export_openvino(staging / ONNX_MODEL_FILE, staging / OPENVINO_MODEL_FILE)
             (staging / ONNX_MODEL_FILE).unlink()
@@ -103,4 +110,4 @@ def export(
     return output
 
 
-__all__ = ["EXPORT_FORMATS", "export"]
+__all__ = ["EXPORT_FORMATS", "PROGRAM_FILE", "export"]

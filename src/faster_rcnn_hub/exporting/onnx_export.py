@@ -22,6 +22,16 @@ OUTPUT_NAMES = ["boxes", "scores", "labels"]
 _EXAMPLE_SIZE = (320, 448)
 
 
+def example_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded noise of `_EXAMPLE_SIZE`, its size and a unit rescale factor: the inputs exports are traced with."""
+    generator = torch.Generator().manual_seed(0)
+    return (
+        torch.randn((1, 3, *_EXAMPLE_SIZE), generator=generator),
+        torch.tensor(_EXAMPLE_SIZE, dtype=torch.int64),
+        torch.tensor([1.0, 1.0], dtype=torch.float32),
+    )
+
+
 def check_exportable(config: FasterRCNNConfig) -> None:
     """Raise `FasterRCNNHubError` naming the setting if the model cannot be one standard ONNX graph."""
     if config.rcnn_nms_type == "soft_nms":
@@ -72,12 +82,7 @@ def export_onnx(model: FasterRCNNForObjectDetection, path: Path, opset: int = DE
     import_onnx()
     model = model.float().eval().enable_fused_inference(False)
     graph = ExportableDetector(model).eval()
-    generator = torch.Generator().manual_seed(0)
-    example = (
-        torch.randn((1, 3, *_EXAMPLE_SIZE), generator=generator),
-        torch.tensor(_EXAMPLE_SIZE, dtype=torch.int64),
-        torch.tensor([1.0, 1.0], dtype=torch.float32),
-    )
+    example = example_inputs()
     dynamic_axes = {"pixel_values": {2: "height", 3: "width"}}
     dynamic_axes.update({name: {0: "detections"} for name in OUTPUT_NAMES})
     with warnings.catch_warnings(), torch.no_grad():
@@ -101,4 +106,12 @@ def export_onnx(model: FasterRCNNForObjectDetection, path: Path, opset: int = DE
     return path
 
 
-__all__ = ["DEFAULT_OPSET", "INPUT_NAMES", "MIN_OPSET", "OUTPUT_NAMES", "check_exportable", "export_onnx"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT_NAMES",
+    "MIN_OPSET",
+    "OUTPUT_NAMES",
+    "check_exportable",
+    "example_inputs",
+    "export_onnx",
+]
