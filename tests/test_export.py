@@ -74,24 +74,6 @@ def test_openvino_export_gives_the_torch_detections_at_every_image_size(loaded_m
         Detector(folder, backend="onnxruntime")
 
 
-def test_detector_onnxruntime_backend_gives_the_torch_backend_s_detections(converted_model, onnx_export):
-    from faster_rcnn_hub import Detector
-
-    case = "tiny_r50_fpn_coco"
-    images = [Image.open(IMAGES / f"{name}.png") for name in ("coffee", "wide_pattern")]
-    by_torch = Detector(converted_model(case), device="cpu").detect_batch(images, threshold=0.05)
-    by_onnx = Detector(onnx_export(case), backend="onnxruntime").detect_batch(images, threshold=0.05)
-    for expected, found in zip(by_torch, by_onnx):
-        assert expected, "the test needs detections above the threshold"
-        assert {type(detection) for detection in found} == {type(expected[0])}
-        comparison = compare_detections(
-            [d.box for d in expected], [d.score for d in expected], [d.label_id for d in expected],
-            [d.box for d in found], [d.score for d in found], [d.label_id for d in found],
-        )  # fmt: skip
-        assert_matches(comparison, "Detector(backend='onnxruntime')")
-        assert [d.label for d in found[:5]] == [d.label for d in expected[:5]]
-
-
 def test_export_folder_holds_the_model_and_its_settings(onnx_export):
     import onnx
 

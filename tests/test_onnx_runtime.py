@@ -101,3 +101,29 @@ def test_runtime_refuses_a_torch_model_folder_with_the_way_to_export(converted_m
     assert main([str(converted_model("tiny_r50_fpn_coco")), str(IMAGES / "coffee.png")]) == 2
     error = capsys.readouterr().err
     assert "not an exported model folder" in error and "faster-rcnn-hub export" in error
+
+
+def test_bundled_model_exports_to_openvino_and_runs_without_torch(tmp_path, capsys):
+    pytest.importorskip("openvino")
+    from faster_rcnn_hub import Detector
+    from faster_rcnn_hub.cli.main import main
+    from faster_rcnn_hub.default_model import default_model_dir, example_image_path
+
+    assert main(["export", "default", str(tmp_path / "openvino"), "--format", "openvino"]) == 0
+    assert "exported default" in capsys.readouterr().out
+    image = str(example_image_path())
+    source = Path(faster_rcnn_hub.__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-c", BLOCKED_DRIVER, str(tmp_path / "openvino"), image],
+        env={**os.environ, "PYTHONPATH": str(source), "HOME": str(tmp_path)}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)[image]["detections"]
+    expected = Detector(default_model_dir(), device="cpu")(image, threshold=0.05)
+    assert expected, "the test needs detections above the threshold"
+    comparison = compare_detections(
+        [d.box for d in expected], [d.score for d in expected], [d.label_id for d in expected],
+        [d["box"] for d in found], [d["score"] for d in found], [d["label_id"] for d in found],
+    )  # fmt: skip
+    assert_matches(comparison, "bundled model, OpenVINO without torch")
