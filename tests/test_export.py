@@ -227,12 +227,14 @@ def test_single_map_layouts_export_with_parity(layout, tmp_path):
 def test_exported_program_with_dynamic_height_and_width_gives_the_eager_detections(
     loaded_model, converted_model, tmp_path
 ):
-    from faster_rcnn_hub import export
+    from faster_rcnn_hub import Detector, FasterRCNNHubError, export
     from faster_rcnn_hub.runtime import Preprocessor
 
     case = "tiny_r50_fpn_coco"
     folder = export(converted_model(case), tmp_path / "program", format="exported-program")
     assert json.loads((folder / "export.json").read_text())["format"] == "exported-program"
+    with pytest.raises(FasterRCNNHubError, match="torch.export.load"):
+        Detector(folder, backend="onnxruntime")
     program = torch.export.load(str(folder / "model.pt2")).module()
     preprocessor = Preprocessor(json.loads((folder / "preprocessor_config.json").read_text()))
     for name in SIZES_IMAGES:

@@ -53,8 +53,12 @@ class ExportedModelFolder:
         export_format = metadata.get("format")
         if export_format not in MODEL_FILES:
             raise FasterRCNNHubError(
-                f"{folder / EXPORT_METADATA_FILE} names the format {export_format!r}; this version runs "
-                f"{sorted(MODEL_FILES)}."
+                f"{folder} holds an export of format {export_format!r}; the runtimes run {sorted(MODEL_FILES)} exports"
+                + (
+                    " (load an exported-program with torch.export.load(model.pt2).module())."
+                    if export_format == "exported-program"
+                    else "."
+                )
             )
         missing = [name for name in (*MODEL_FILES[export_format], *SETTINGS_FILES) if not (folder / name).is_file()]
         if missing:
