@@ -127,3 +127,20 @@ def test_bundled_model_exports_to_openvino_and_runs_without_torch(tmp_path, caps
         [d["box"] for d in found], [d["score"] for d in found], [d["label_id"] for d in found],
     )  # fmt: skip
     assert_matches(comparison, "bundled model, OpenVINO without torch")
+
+
+def test_missing_runtimes_name_the_extra_that_installs_them(onnx_export, tmp_path, monkeypatch):
+    from faster_rcnn_hub.errors import MissingDependencyError
+    from faster_rcnn_hub.exporting.onnx_export import import_onnx
+    from faster_rcnn_hub.exporting.openvino_export import export_openvino
+    from faster_rcnn_hub.runtime import OnnxDetector
+
+    folder = onnx_export("tiny_r50_fpn_coco")
+    for name in ("onnx", "onnxruntime", "openvino"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install 'faster-rcnn-hub\[export\]'"):
+        OnnxDetector(folder)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'faster-rcnn-hub\[export\]'"):
+        import_onnx()
+    with pytest.raises(MissingDependencyError, match=r"pip install 'faster-rcnn-hub\[export\]'"):
+        export_openvino(folder / "model.onnx", tmp_path / "model.xml")
