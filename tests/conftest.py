@@ -127,3 +127,21 @@ def write_manifest_config(manifest: dict, path: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def onnx_export(converted_model, tmp_path_factory):
+    """`onnx_export(case)` -> export folder of the case's converted model (`faster_rcnn_hub.export`, once per
+    session)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from faster_rcnn_hub import export
+
+    cache: dict[str, Path] = {}
+
+    def get(case: str) -> Path:
+        if case not in cache:
+            cache[case] = export(converted_model(case), tmp_path_factory.mktemp(f"{case}-onnx") / "export")
+        return cache[case]
+
+    return get

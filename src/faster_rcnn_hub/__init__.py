@@ -30,11 +30,13 @@ _LAZY_EXPORTS = {
     "FasterRCNNImageProcessor": f"{_MODEL}.image_processing_faster_rcnn",
     "load_image": f"{_MODEL}.image_io",
     "Detector": ".detection",
+    "export": ".exporting",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY_EXPORTS)
 
 if TYPE_CHECKING:
     from .detection import Detector
+    from .exporting import export
     from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from .models.faster_rcnn.image_io import load_image
     from .models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
@@ -59,5 +61,6 @@ __all__ = [
     "InvalidImageError",
     "MMDetConfigError",
     "UnsupportedArchitectureError",
+    "export",
     "load_image",
 ]

@@ -30,6 +30,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     detect.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     detect.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     add_dtype_argument(detect)
+    detect.add_argument(
+        "--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+        help="torch (default), or onnxruntime / openvino with --model an export folder (faster-rcnn-hub export)",
+    )  # fmt: skip
 
     predict = commands.add_parser(
         "predict",
@@ -78,9 +82,13 @@ def run_detect(args: argparse.Namespace) -> int:
     # written; the pixels are decoded batch by batch below, so memory holds a few batches, not every image.
     for path in args.images:
         check_image_file(path)
+    if args.backend != "torch" and not args.model:
+        raise FasterRCNNHubError(
+            f"--backend {args.backend} runs an export folder: pass --model OUTPUT of `faster-rcnn-hub export`."
+        )
     model = args.model if args.model else default_model_dir()
     try:
-        detector = Detector(model, device=args.device, dtype=args.dtype)
+        detector = Detector(model, device=args.device, dtype=args.dtype, backend=args.backend)
     except OSError as error:  # transformers' words for a Hub id it cannot find or download
         raise ModelNotFoundError(f"Cannot load the model {str(model)!r}: {' '.join(str(error).split())}") from error
     report = {}

@@ -13,11 +13,25 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import FasterRCNNHubError
-from . import conversion_commands, demo_command, detection_commands, proposal_commands, training_commands
+from . import (
+    conversion_commands,
+    demo_command,
+    detection_commands,
+    export_commands,
+    proposal_commands,
+    training_commands,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 # Each adds its commands to the parser and returns their handlers, in the order `--help` lists them.
-_COMMAND_MODULES = (conversion_commands, detection_commands, demo_command, training_commands, proposal_commands)
+_COMMAND_MODULES = (
+    conversion_commands,
+    detection_commands,
+    export_commands,
+    demo_command,
+    training_commands,
+    proposal_commands,
+)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:

@@ -20,6 +20,8 @@ from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImagePro
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 from .devices import check_device
 from .model_folder import check_model_source
+from ..runtime.backends import open_exported
+from ..runtime.exported_detector import ExportedDetector
 
 # detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
 _BATCHES_PER_WINDOW = 4
@@ -39,16 +41,22 @@ class Detection:
 
 
 NETWORK_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# "torch": a converted model folder run by PyTorch; "onnxruntime", "openvino": an export folder of that runtime's
+# format (`faster-rcnn-hub export`).
+BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 class Detector:
     """A converted Faster R-CNN and its processor, ready to run.
 
     Args:
-        model: Path or Hub id of a converted model folder.
+        model: Path or Hub id of a converted model folder; with `backend="onnxruntime"`, an export folder
+            (`faster-rcnn-hub export MODEL OUTPUT --format onnx`).
         device: Where to run (`"cpu"`, `"cuda"`, ...); defaults to CUDA when available.
         dtype: The network's dtype: `"float32"` (default; mmdetection's detections), or `"bfloat16"` /
             `"float16"` for speed on GPUs and CPUs with half-precision units (box decoding and NMS stay float32).
+        backend: `"torch"` (default), `"onnxruntime"` or `"openvino"`: the exported graph (`--format onnx` or
+            `openvino`) on that runtime's CPU device, in float32, one image per run, with the same output format.
 
     Raises:
         FasterRCNNHubError: Before anything loads, naming the problem: a device this machine does not have, a
@@ -57,8 +65,28 @@ class Detector:
     """
 
     def __init__(
-        self, model: str | os.PathLike, device: str | torch.device | None = None, dtype: str = "float32"
+        self,
+        model: str | os.PathLike,
+        device: str | torch.device | None = None,
+        dtype: str = "float32",
+        backend: str = "torch",
     ) -> None:
+        if backend not in BACKENDS:
+            raise FasterRCNNHubError(f"backend must be one of {list(BACKENDS)}, got {backend!r}.")
+        self.backend = backend
+        self.exported: ExportedDetector | None = None
+        if backend != "torch":
+            if dtype != "float32" or device not in (None, "cpu"):
+                raise FasterRCNNHubError(
+                    f"The {backend} backend runs the exported float32 graph on the CPU; got device={device!r}, "
+                    f"dtype={dtype!r}. Leave both out (or pass device='cpu', dtype='float32')."
+                )
+            self.device = torch.device("cpu")
+            self.exported = open_exported(model, backend)
+            # Sizes for detect_batch's grouping; each image runs on its own.
+            self.processor = self.exported.preprocessor
+            self.model = None
+            return
         if dtype not in NETWORK_DTYPES:
             raise FasterRCNNHubError(f"dtype must be one of {sorted(NETWORK_DTYPES)}, got {dtype!r}.")
         self.device = check_device(device)
@@ -127,6 +155,11 @@ class Detector:
         ]
 
     def _detect(self, arrays: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+        if self.exported is not None:
+            return [
+                [Detection(**detection) for detection in self.exported.detect(array, threshold)]
+                for array in arrays
+            ]
         inputs = self.processor(images=arrays, device=self.device)
         with torch.no_grad():
             outputs = self.model(**inputs)

@@ -1,0 +1,45 @@
+"""The `export` command: a converted model into a folder that runs on ONNX Runtime (with or without PyTorch)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+# Repeated from exporting/ (which imports torch) so that building the parser stays cheap; test_export.py checks.
+EXPORT_FORMATS = ("onnx", "openvino", "exported-program")
+DEFAULT_OPSET = 17
+
+
+def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    """Add `export` to `commands` (argparse subparsers); returns its handler by name."""
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX or OpenVINO (one graph from padded pixels to detections, any image size)",
+        description="Write OUTPUT, a folder with model.onnx (normalized padded pixels, the resized size and the "
+        "rescale factor of one image in; final detections in original-image pixels out; standard ONNX operators, "
+        "any height and width; with --format openvino the same graph as OpenVINO IR, model.xml and model.bin; "
+        "with --format exported-program a torch.export program, model.pt2), "
+        "config.json, preprocessor_config.json and export.json. Run it with `faster-rcnn-hub detect --backend "
+        "onnxruntime|openvino --model OUTPUT`, Detector(OUTPUT, backend='onnxruntime'|'openvino'), "
+        "or without PyTorch with `python -m faster_rcnn_hub.runtime OUTPUT IMAGE...`.",
+    )
+    export.add_argument("model", help="converted model folder, Hub id, or 'default' for the bundled model")
+    export.add_argument("output", help="export folder to create (must not exist)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="export format (default onnx)")
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 16 (default {DEFAULT_OPSET})")
+    export.add_argument(
+        "--batch", type=int, default=1, help="images per run of the graph: only 1 is supported (the default)"
+    )
+    return {"export": run_export}
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..exporting import export
+
+    model = None if args.model == "default" else args.model
+    folder = export(model, args.output, format=args.format, opset=args.opset, batch=args.batch)
+    print(f"exported {args.model} to {folder} ({args.format}, opset {args.opset})")
+    return 0
+
+
+__all__ = ["add_commands", "run_export"]

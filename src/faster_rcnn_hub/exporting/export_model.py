@@ -1,0 +1,113 @@
+"""`faster_rcnn_hub.export`: a converted model (folder, Hub id or the bundled one) into an export folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import FasterRCNNHubError, ModelNotFoundError
+from ..prediction.run import resolve_model
+from ..runtime.export_folder import (
+    CONFIG_FILE,
+    EXPORT_METADATA_FILE,
+    ONNX_MODEL_FILE,
+    OPENVINO_MODEL_FILE,
+    PREPROCESSOR_FILE,
+)
+from .onnx_export import DEFAULT_OPSET, INPUT_NAMES, OUTPUT_NAMES, check_exportable, check_opset, export_onnx
+from .openvino_export import export_openvino
+from .program_export import export_program
+
+EXPORT_FORMATS = ("onnx", "openvino", "exported-program")
+# `torch.export.save` of the program (runs with torch only: `torch.export.load(path).module()`).
+PROGRAM_FILE = "model.pt2"
+
+
+def export(
+    model: str | os.PathLike | None,
+    output: str | os.PathLike,
+    format: str = "onnx",
+    opset: int = DEFAULT_OPSET,
+    batch: int = 1,
+) -> Path:
+    """Export a converted model to a folder that `Detector(output, backend="onnxruntime"|"openvino")` and the
+    torch-free `python -m faster_rcnn_hub.runtime` run.
+
+    The folder holds `model.onnx` (one graph: normalized padded pixels, the resized size and the rescale factor
+    of one image in, final detections in original-image pixels out; any height and width) or, for OpenVINO, the
+    same graph as IR (`model.xml`, `model.bin`, float32 weights), or for `"exported-program"` the same function
+    as a `torch.export` program (`model.pt2`, for PyTorch: `torch.export.load(path).module()`), and `config.json`,
+    `preprocessor_config.json` and `export.json`. It is written beside `output` and moved into place only when
+    complete; an existing `output` is never touched.
+
+    Args:
+        model: A converted model folder, a Hub id, or `None` for the bundled default model.
+        output: The folder to create; it must not exist (an empty folder is accepted).
+        format: `"onnx"`, `"openvino"` or `"exported-program"`.
+        opset: ONNX opset, at least 16.
+        batch: Images per run of the graph; only 1 (each image must see only its own padding, see `batching.py`).
+
+    Returns:
+        The export folder.
+    """
+    if format not in EXPORT_FORMATS:
+        raise FasterRCNNHubError(f"--format must be one of {list(EXPORT_FORMATS)}, got {format!r}.")
+    check_opset(opset)
+    if batch != 1:
+        raise FasterRCNNHubError(
+            f"--batch {batch} is not supported: the exported graph takes one image per run (batch 1). Images of "
+            "different padded sizes must each see only their own zero padding to get the detections they get alone, "
+            "which one padded batch cannot give; run images one at a time (Detector does)."
+        )
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise FasterRCNNHubError(f"Not overwriting {output}: it already exists; choose a new output folder.")
+    source = resolve_model(model)
+
+    from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
+    from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+    from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+
+    try:
+        config = FasterRCNNConfig.from_pretrained(source)
+    except OSError as error:
+        raise ModelNotFoundError(f"Cannot load the model {source!r}: {error}") from error
+    # Refuse before loading the weights.
+    check_exportable(config)
+    detector = FasterRCNNForObjectDetection.from_pretrained(source)
+    processor = FasterRCNNImageProcessor.from_pretrained(source)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        if format == "exported-program":
+            export_program(detector, staging / PROGRAM_FILE, processor.pad_size_divisor if processor.do_pad else 1)
+        else:
+            export_onnx(detector, staging / ONNX_MODEL_FILE, opset)
+        if format == "openvino":
+            export_openvino(staging / ONNX_MODEL_FILE, staging / OPENVINO_MODEL_FILE)
+            (staging / ONNX_MODEL_FILE).unlink()
+        detector.config.to_json_file(staging / CONFIG_FILE)
+        processor.to_json_file(staging / PREPROCESSOR_FILE)
+        metadata = {
+            "format": format,
+            "opset": opset,
+            "batch": 1,
+            "source": str(model) if model is not None else "bundled default model",
+            "inputs": INPUT_NAMES,
+            "outputs": OUTPUT_NAMES,
+        }
+        (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        if output.exists():
+            output.rmdir()  # empty, checked above
+        staging.rename(output)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return output
+
+
+__all__ = ["EXPORT_FORMATS", "PROGRAM_FILE", "export"]
