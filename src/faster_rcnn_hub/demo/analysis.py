@@ -8,7 +8,7 @@ import ctypes.util
 import hashlib
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +30,9 @@ TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
 # photo would otherwise cost tens of megabytes per request. Boxes in the table and the JSON stay in
 # original-image pixels.
 DISPLAY_MAX_SIDE = 1600
+# ... and at least this many: a 256 px picture is shown about 650 px wide, and labels drawn at its own size
+# would be either unreadable or cover the shapes; drawn on an enlarged copy they keep their proportions.
+DISPLAY_MIN_SIDE = 800
 
 
 @dataclass
@@ -84,7 +87,17 @@ class DemoResult:
         if self.cached:
             timing += " (cached result)"
         scope = f" among {', '.join(self.classes)}" if self.classes else ""
-        return f"**{count} {noun}** with score > {self.threshold:.2f}{scope} · {timing} · image {width}×{height}"
+        counts = self.class_counts()
+        per_class = " · " + ", ".join(f"{label} {number}" for label, number in counts.items()) if counts else ""
+        return (
+            f"**{count} {noun}** with score > {self.threshold:.2f}{scope}{per_class} · {timing} · "
+            f"image {width}×{height}"
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        """How many detections of each class were kept, the most frequent first (ties by name)."""
+        counts = Counter(detection.label for detection in self.detections)
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def select_detections(
@@ -105,14 +118,27 @@ def select_detections(
     ]
 
 
+def display_scale(
+    image_size: tuple[int, int], min_side: int = DISPLAY_MIN_SIDE, max_side: int = DISPLAY_MAX_SIDE
+) -> float:
+    """How much the annotated picture is resized for display: its longer side ends up within
+    [`min_side`, `max_side`]."""
+    longer = max(image_size)
+    return min(max_side / longer, max(1.0, min_side / longer))
+
+
 def annotate_for_display(
-    image: Image.Image, detections: Sequence[Detection], max_side: int = DISPLAY_MAX_SIDE
+    image: Image.Image,
+    detections: Sequence[Detection],
+    min_side: int = DISPLAY_MIN_SIDE,
+    max_side: int = DISPLAY_MAX_SIDE,
 ) -> Image.Image:
-    """`image` with the detections drawn, shrunk first when its longer side exceeds `max_side` (the boxes are
-    scaled with it, so labels stay legible at the size the browser shows)."""
-    scale = min(1.0, max_side / max(image.size))
+    """`image` with the detections drawn, resized first so that its longer side lies within [`min_side`,
+    `max_side`] (the boxes are scaled with it, and labels are sized to the picture, so they read the same at
+    the size the browser shows whatever the upload's size)."""
+    scale = display_scale(image.size, min_side, max_side)
     items = [detection.to_dict() for detection in detections]
-    if scale < 1.0:
+    if scale != 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR)
         for item in items:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -16,23 +17,65 @@ import torch
 
 from ..errors import FasterRCNNHubError, MissingDependencyError
 from .analysis import TABLE_HEADERS, DemoResult, DetectionRunner
-from .models import ModelCatalogue
+from .models import PHOTO_KIND, SHAPES_KIND, ModelCatalogue
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+# Each kind of model gets the examples it can make sense of: photos for COCO models, generated shapes for the
+# synthetic-shapes model (a shapes model calls an astronaut's face a circle).
+EXAMPLE_FOLDERS = {PHOTO_KIND: EXAMPLES_DIR / "photos", SHAPES_KIND: EXAMPLES_DIR / "shapes"}
+EXAMPLE_SUFFIXES = {".jpg", ".png"}
 API_NAME = "detect"
 MAX_UPLOAD_SIZE = "50mb"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 NO_IMAGE_MESSAGE = "Upload an image or click one of the examples."
+ERROR_PREFIX = "**Could not detect objects:**"
+LOGGER = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 # Faster R-CNN object detection
 
-mmdetection's Faster R-CNN running on PyTorch and Hugging Face transformers alone (faster-rcnn-hub): the detections
-mmdetection gives, without mmcv.
+mmdetection's Faster R-CNN running on PyTorch and Hugging Face transformers alone (faster-rcnn-hub): a converted
+mmdetection model gives the detections mmdetection gives, without mmcv.
 Upload an image (or click an example), then move the threshold or pick classes: the table, the picture and the
 JSON follow. Boxes are `x1, y1, x2, y2` in pixels of the uploaded image.
 """
+
+
+def example_paths(kind: str) -> list[Path]:
+    """The bundled example images for models of `kind`, sorted by name."""
+    folder = EXAMPLE_FOLDERS.get(kind)
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in EXAMPLE_SUFFIXES)
+
+
+def models_overview(catalogue: ModelCatalogue) -> str:
+    """Markdown saying which models detect objects in real photos and which is the synthetic-shapes model."""
+    photo, shapes = catalogue.names_of_kind(PHOTO_KIND), catalogue.names_of_kind(SHAPES_KIND)
+    lines = []
+    if photo:
+        lines.append(f"**Real-photo models:** {', '.join(photo)}.")
+    else:
+        lines.append(
+            "**No real-photo model on this server** (it started offline and none was given): only synthetic "
+            "shapes are detected. `faster-rcnn-hub demo --model FOLDER_OR_HUB_ID` adds a COCO model."
+        )
+    if shapes:
+        lines.append(
+            f"**Synthetic-shapes model:** {', '.join(shapes)}; it knows circles, squares, triangles, stars and "
+            "crosses only, so try it on its own examples."
+        )
+    return "  \n".join(lines)
+
+
+def model_details(catalogue: ModelCatalogue, name: str) -> str:
+    """Markdown: the model's one-line description."""
+    return f"**{name}**: {catalogue.infos[name].description}"
+
+
+def model_card(catalogue: ModelCatalogue, name: str) -> str:
+    return catalogue.infos[name].card or "This model comes without a model card."
 
 
 def import_gradio() -> Any:
@@ -101,13 +144,14 @@ def create_demo(
         )
     catalogue = ModelCatalogue.from_arguments(models, device=device)
     handlers = _PageHandlers(gr, catalogue, DetectionRunner(catalogue, workers=concurrency_limit))
-    initial_model = models[0] if models else catalogue.names[0]
+    initial_model = catalogue.names[0]
     # Load the first model now: a broken model stops the start with its message instead of failing the first
     # request, and the first visitor does not wait for the load.
-    initial_classes = catalogue.class_names(initial_model)
+    catalogue.class_names(initial_model)
     with gr.Blocks(title="Faster R-CNN object detection", delete_cache=(600, 3600)) as demo:
         gr.Markdown(DESCRIPTION)
-        page = _build_page(gr, catalogue.names, initial_model, initial_classes)
+        gr.Markdown(models_overview(catalogue), elem_id="models-overview")
+        page = _build_page(gr, catalogue, initial_model)
         _connect_events(page, handlers)
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit, api_open=False)
     return demo
@@ -123,7 +167,7 @@ class _PageHandlers:
         self.reports = ReportFolder()
 
     def detect(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
-        """Detect objects in an image.
+        """Detect objects in an image (the API: errors are raised to the caller).
 
         Args:
             image: The image file.
@@ -134,16 +178,30 @@ class _PageHandlers:
         Returns:
             The annotated image, the detections table (label, score, x1, y1, x2, y2), the JSON report, a summary.
         """
+        try:
+            return self._detect(image, model, threshold, classes)
+        except FasterRCNNHubError as error:
+            raise self.gr.Error(str(error), print_exception=False) from error
+
+    def detect_on_page(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
+        """As `detect`, but an error becomes the summary, where it stays until the next input (a toast would
+        vanish after a few seconds and leave the page saying nothing about what went wrong)."""
+        try:
+            return self._detect(image, model, threshold, classes)
+        except FasterRCNNHubError as error:
+            return None, [], None, f"{ERROR_PREFIX} {error}"
+        except Exception:  # noqa: BLE001 - the visitor gets a sentence, the log gets the traceback
+            LOGGER.exception("detection failed")
+            return None, [], None, f"{ERROR_PREFIX} the server failed unexpectedly; please try again."
+
+    def _detect(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
         if not image:
             return None, [], None, NO_IMAGE_MESSAGE
         # preprocess=False hands over the upload as Gradio's file record: our own reader then reports an
         # unreadable file in plain words, where Gradio's image preprocessing would fail with a bare "Error".
         path = image["path"] if isinstance(image, dict) else image
         name = (image.get("orig_name") if isinstance(image, dict) else None) or Path(path).name
-        try:
-            result = self.runner(path, model, float(threshold), list(classes or []), image_name=name)
-        except FasterRCNNHubError as error:
-            raise self.gr.Error(str(error), print_exception=False) from error
+        result = self.runner(path, model, float(threshold), list(classes or []), image_name=name)
         return result.annotated, result.table_rows(), self.reports.write(result), result.summary()
 
     @staticmethod
@@ -153,10 +211,17 @@ class _PageHandlers:
         return None, [], None, "Detecting objects…"
 
     def choose_model(self, model: str):
+        """The page for `model`: its classes, description, card, and the examples of its kind."""
+        kind = self.catalogue.infos[model].kind
+        shown = [self.gr.update(visible=example_kind == kind) for example_kind in EXAMPLE_FOLDERS]
         try:
-            return self.gr.update(choices=self.catalogue.class_names(model), value=[])
+            classes = self.gr.update(choices=self.catalogue.class_names(model), value=[])
         except FasterRCNNHubError as error:
-            raise self.gr.Error(str(error), print_exception=False) from error
+            classes = self.gr.update(choices=[], value=[])
+            details = f"{ERROR_PREFIX} {error}"
+        else:
+            details = model_details(self.catalogue, model)
+        return [classes, details, model_card(self.catalogue, model), *shown]
 
 
 @dataclass
@@ -168,41 +233,57 @@ class _Page:
     threshold: Any
     classes: Any
     detect_button: Any
-    examples: Any
+    api_button: Any
+    details: Any
+    card: Any
+    example_groups: list[Any]
+    examples: list[Any]
     annotated: Any
     summary: Any
     table: Any
     report: Any
 
 
-def _build_page(gr: Any, model_names: list[str], initial_model: str, initial_classes: list[str]) -> _Page:
+def _build_page(gr: Any, catalogue: ModelCatalogue, initial_model: str) -> _Page:
+    initial_kind = catalogue.infos[initial_model].kind
     with gr.Row(equal_height=False):
         with gr.Column():
             image_input = gr.Image(
                 label="Image", type="filepath", sources=["upload", "clipboard"], elem_id="input-image"
             )
             model_input = gr.Dropdown(
-                model_names, value=initial_model, label="Model", elem_id="model",
-                info="the default model and those given with --model",
+                catalogue.names, value=initial_model, label="Model", elem_id="model",
+                info="real-photo models detect COCO objects; the shapes model knows synthetic shapes only",
             )  # fmt: skip
+            details_output = gr.Markdown(model_details(catalogue, initial_model), elem_id="model-details")
+            with gr.Accordion("Model card", open=False):
+                card_output = gr.Markdown(model_card(catalogue, initial_model), elem_id="model-card")
             threshold_input = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Score threshold", elem_id="threshold")
             classes_input = gr.Dropdown(
-                initial_classes, value=[], multiselect=True, label="Classes", elem_id="classes",
-                info="show only these (empty: all classes)",
+                catalogue.class_names(initial_model), value=[], multiselect=True, label="Classes",
+                elem_id="classes", info="show only these (empty: all classes)",
             )  # fmt: skip
             detect_button = gr.Button("Detect objects", variant="primary", elem_id="detect-button")
-            example_paths = sorted(EXAMPLES_DIR.glob("*.jpg"))
-            examples = None
-            if example_paths:
-                examples = gr.Examples(
-                    [[str(path)] for path in example_paths], inputs=[image_input], label="Examples",
-                    elem_id="examples",
-                )  # fmt: skip
+            # The API's endpoint: the same detection, but errors reach the caller as errors (the page's button
+            # shows them in the summary instead). Never shown; API clients call it by name.
+            api_button = gr.Button("Detect (API)", visible=False, elem_id="api-button")
+            example_groups, examples = [], []
+            for kind in EXAMPLE_FOLDERS:
+                with gr.Column(visible=kind == initial_kind, elem_id=f"{kind}-examples") as group:
+                    paths = example_paths(kind)
+                    if paths:
+                        label = "Examples: photos" if kind == PHOTO_KIND else "Examples: synthetic shapes"
+                        examples.append(
+                            gr.Examples([[str(path)] for path in paths], inputs=[image_input], label=label)
+                        )
+                example_groups.append(group)
         with gr.Column():
-            # PNG: lossless, so thin boxes and small labels stay sharp.
+            # PNG: lossless, so thin boxes and small labels stay sharp. No label badge: it would cover the labels
+            # of boxes in the picture's top left corner.
             annotated_output = gr.Image(
-                label="Annotated image", type="pil", format="png", interactive=False, elem_id="annotated-image"
-            )
+                label="Annotated image", show_label=False, type="pil", format="png", interactive=False,
+                elem_id="annotated-image",
+            )  # fmt: skip
             summary_output = gr.Markdown(NO_IMAGE_MESSAGE, label="Summary", elem_id="summary")
             table_output = gr.Dataframe(
                 headers=TABLE_HEADERS, datatype=["str"] + ["number"] * 5, interactive=False,
@@ -211,7 +292,8 @@ def _build_page(gr: Any, model_names: list[str], initial_model: str, initial_cla
             report_output = gr.File(label="JSON report", interactive=False, elem_id="json-report")
     return _Page(
         image=image_input, model=model_input, threshold=threshold_input, classes=classes_input,
-        detect_button=detect_button, examples=examples, annotated=annotated_output, summary=summary_output,
+        detect_button=detect_button, api_button=api_button, details=details_output, card=card_output,
+        example_groups=example_groups, examples=examples, annotated=annotated_output, summary=summary_output,
         table=table_output, report=report_output,
     )  # fmt: skip
 
@@ -220,19 +302,22 @@ def _connect_events(page: _Page, handlers: _PageHandlers) -> None:
     inputs = [page.image, page.model, page.threshold, page.classes]
     outputs = [page.annotated, page.table, page.report, page.summary]
     # Every event that runs a model shares one concurrency group, so the queue's limit holds for all of them.
-    run = {"fn": handlers.detect, "inputs": inputs, "outputs": outputs, "preprocess": False, "concurrency_id": "model"}
-    page.detect_button.click(**run, api_name=API_NAME)
+    common = {"inputs": inputs, "outputs": outputs, "preprocess": False, "concurrency_id": "model"}
+    page.api_button.click(handlers.detect, **common, api_name=API_NAME)
+    run = {"fn": handlers.detect_on_page, **common}
+    page.detect_button.click(**run, api_visibility="private")
     # upload and clear rather than change: Gradio fires change twice when an upload replaces an image.
     clear = {"fn": handlers.clear_outputs, "outputs": outputs, "queue": False, "show_progress": "hidden"}
     page.image.upload(**clear, api_visibility="private").then(**run, api_visibility="private")
     page.image.clear(**run, api_visibility="private")
-    if page.examples is not None:
-        page.examples.load_input_event.then(**clear, api_visibility="private").then(**run, api_visibility="private")
+    for examples in page.examples:
+        examples.load_input_event.then(**clear, api_visibility="private").then(**run, api_visibility="private")
     page.threshold.change(**run, api_visibility="private", trigger_mode="always_last")
     page.classes.input(**run, api_visibility="private")
     page.model.input(
-        handlers.choose_model, page.model, page.classes, api_visibility="private", concurrency_id="model"
-    ).success(**run, api_visibility="private")
+        handlers.choose_model, page.model, [page.classes, page.details, page.card, *page.example_groups],
+        api_visibility="private", concurrency_id="model",
+    ).success(**run, api_visibility="private")  # fmt: skip
 
 
 def launch_demo(demo: Any, host: str | None = None, port: int | None = None, **launch_options: Any) -> None:
