@@ -1,7 +1,8 @@
 """Hugging Face Space entry point of the faster-rcnn-hub demo (the page itself lives in faster_rcnn_hub.demo).
 
-Serves the package's bundled default model, plus the converted model folders or Hub ids listed (separated by
-spaces) in the Space variable FASTER_RCNN_HUB_MODELS. Locally, `faster-rcnn-hub demo` does the same.
+Serves the converted model folders or Hub ids listed (separated by spaces) in the Space variable
+FASTER_RCNN_HUB_MODELS (the first is selected), then the package's bundled synthetic-shapes model; the page says
+which are real-photo models. Locally, `faster-rcnn-hub demo` does the same.
 """
 
 import os
