@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,12 @@ from faster_rcnn_hub.data.synthetic import SHAPE_CLASSES, generate_image
 from faster_rcnn_hub.demo import DEFAULT_MODEL_NAME, DetectionRunner, ModelCatalogue, select_detections
 from faster_rcnn_hub.demo.analysis import annotate_for_display
 from faster_rcnn_hub.demo.interface import example_paths, models_overview
+from faster_rcnn_hub.demo.last_stage import rerun_last_stage
 from faster_rcnn_hub.demo.models import PHOTO_KIND, SHAPES_KIND
-from faster_rcnn_hub.detection import Detection
+from faster_rcnn_hub.detection import Detection, Detector
 from faster_rcnn_hub.detection.drawing import label_spot
 from faster_rcnn_hub.errors import FasterRCNNHubError
+from faster_rcnn_hub.models.faster_rcnn.nms import batched_nms
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "tiny_r50_fpn_coco"
@@ -119,6 +122,34 @@ def test_runner_runs_the_model_once_per_image_and_matches_the_python_api(convert
     (tmp_path / "notes.png").write_text("hello")
     with pytest.raises(FasterRCNNHubError, match="holiday.png is not a readable image"):
         runner(tmp_path / "notes.png", "tiny", image_name="holiday.png")
+
+
+def test_runner_reruns_only_the_last_stage_as_the_model_would_with_those_settings(converted_model):
+    model_dir = converted_model(TINY)
+    catalogue = ModelCatalogue({"tiny": model_dir}, device="cpu")
+    runner = DetectionRunner(catalogue)
+    image = IMAGES / "coffee.png"
+    default = runner(image, "tiny", threshold=0.05)
+    assert (default.iou_threshold, default.max_detections) == (0.5, 100)
+    # The same stage re-run at the model's own settings gives exactly the model's detections.
+    settings = default.run.settings
+    id2label = catalogue.detector("tiny").model.config.id2label
+    assert rerun_last_stage(default.run.candidates, settings, 0.5, 100, id2label) == default.detections
+    stricter = runner(image, "tiny", threshold=0.05, iou_threshold=0.3, max_detections=12)
+    assert stricter.cached and stricter.run is default.run  # the backbone did not run again
+    assert "(NMS IoU 0.30, at most 12)" in stricter.summary()
+    assert stricter.report()["nms_iou_threshold"] == 0.3 and stricter.report()["max_detections"] == 12
+
+    # What the model itself gives when its last stage has these settings.
+    reference = Detector(model_dir, device="cpu")
+    reference.model.roi_heads.class_nms = partial(batched_nms, iou_threshold=0.3)
+    reference.model.roi_heads.max_per_img = 12
+    expected = reference(image, threshold=0.05)
+    assert len(expected) == 12 and expected != default.detections[:12]
+    assert stricter.detections == expected
+
+    with pytest.raises(FasterRCNNHubError, match="Max detections must lie between 1 and the model's own 100"):
+        runner(image, "tiny", max_detections=101)
 
 
 def test_demo_command_serves_the_models_given(converted_model, no_default_model, monkeypatch, capsys):

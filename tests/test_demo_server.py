@@ -166,8 +166,8 @@ def page(demo_url, tmp_path_factory):
             context.close()
 
 
-def set_threshold(page, value: float) -> None:
-    box = page.locator("#threshold input[type=number]")
+def set_threshold(page, value: float, slider: str = "threshold") -> None:
+    box = page.locator(f"#{slider} input[type=number]")
     box.fill(f"{value}")
     box.press("Enter")
 
@@ -217,6 +217,14 @@ def test_browser_upload_shows_the_models_detections(page, detector, artifacts):
     assert report["threshold"] == threshold and report["inference_ms"] > 0
 
     page.screenshot(path=str(artifacts / "demo-detections.png"), full_page=True)
+
+    # Max detections re-runs the model's last stage only: the best three of the same run.
+    set_threshold(page, 3, slider="max-detections")
+    page.get_by_text(f"3 detections with score > {threshold:.2f} (NMS IoU 0.50, at most 3)").wait_for()
+    assert shown_table(page) == table_rows(expected[:3])
+    assert "(cached result)" in page.locator("#summary").inner_text()
+    set_threshold(page, 100, slider="max-detections")
+    page.get_by_text(f"{len(expected)} detections with score > {threshold:.2f} ·").wait_for()
 
 
 def test_browser_unreadable_upload_shows_the_error_until_the_next_input(page, tmp_path, artifacts):
@@ -407,4 +415,6 @@ def test_server_answers_concurrent_requests_without_errors_or_memory_growth(demo
             width, height = Image.open(path).size
             assert (report["image"]["width"], report["image"]["height"]) == (width, height), summary
         resident.append(_resident_mib(server.pid))
-    assert resident[1] - resident[0] <= RSS_GROWTH_BOUND_MIB, f"resident memory grew from {resident[0]:.0f} to {resident[1]:.0f} MiB"
+    assert resident[1] - resident[0] <= RSS_GROWTH_BOUND_MIB, (
+        f"resident memory grew from {resident[0]:.0f} to {resident[1]:.0f} MiB"
+    )

@@ -22,6 +22,7 @@ from ..detection import Detection
 from ..detection.drawing import draw_detections
 from ..errors import FasterRCNNHubError, InvalidImageError
 from ..models.faster_rcnn.image_io import load_image
+from .last_stage import Candidates, LastStageSettings, recorder_for, rerun_last_stage
 from .models import ModelCatalogue
 
 TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
@@ -37,11 +38,14 @@ DISPLAY_MIN_SIDE = 800
 
 @dataclass
 class ModelRun:
-    """Every detection the model gives for one image (score above 0), and how long the model took."""
+    """Every detection the model gives for one image (score above 0), what entered its last stage (to re-run
+    that stage with other settings), and how long the model took."""
 
     detections: list[Detection]
     seconds: float
     device: str
+    candidates: Candidates
+    settings: LastStageSettings
 
 
 @dataclass
@@ -57,6 +61,8 @@ class DemoResult:
     annotated: Image.Image
     run: ModelRun
     cached: bool
+    iou_threshold: float
+    max_detections: int
 
     def table_rows(self) -> list[list[Any]]:
         """Rows for `TABLE_HEADERS`: scores to 3 decimals, box corners to 0.1 px."""
@@ -73,6 +79,8 @@ class DemoResult:
             "image": {"name": self.image_name, "width": width, "height": height},
             "threshold": self.threshold,
             "classes": self.classes,
+            "nms_iou_threshold": self.iou_threshold,
+            "max_detections": self.max_detections,
             "inference_ms": round(self.run.seconds * 1000, 1),
             "device": self.run.device,
             "detections": [detection.to_dict() for detection in self.detections],
@@ -87,6 +95,9 @@ class DemoResult:
         if self.cached:
             timing += " (cached result)"
         scope = f" among {', '.join(self.classes)}" if self.classes else ""
+        settings = self.run.settings
+        if (self.iou_threshold, self.max_detections) != (settings.iou_threshold, settings.max_detections):
+            scope += f" (NMS IoU {self.iou_threshold:.2f}, at most {self.max_detections})"
         counts = self.class_counts()
         per_class = " · " + ", ".join(f"{label} {number}" for label, number in counts.items()) if counts else ""
         return (
@@ -192,15 +203,19 @@ class DetectionRunner:
         threshold: float = 0.5,
         classes: Sequence[str] = (),
         image_name: str | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
     ) -> DemoResult:
         """Detect objects in the image file at `image_path` with the catalogue's model `model`.
 
         `image_name` (default: the file's name) is what the report and error messages call the image: the
-        name the user uploaded rather than the server's temporary copy.
+        name the user uploaded rather than the server's temporary copy. `iou_threshold` and `max_detections`
+        (default: the model's own) re-run only the model's last stage, per-class NMS and the cap on detections.
 
         Raises:
             InvalidImageError: The file is not a readable image.
-            FasterRCNNHubError: Unknown model, threshold out of range, or a class the model does not know.
+            FasterRCNNHubError: Unknown model, threshold or last-stage setting out of range, or a class the model
+                does not know.
         """
         if not 0.0 <= threshold <= 1.0:
             raise FasterRCNNHubError(f"The score threshold must lie in [0, 1], got {threshold}.")
@@ -222,13 +237,24 @@ class DetectionRunner:
         cached = run is not None
         if run is None:
             start = time.perf_counter()
-            detections = self._executor.submit(self._detect, detector, image).result()
-            run = ModelRun(detections=detections, seconds=time.perf_counter() - start, device=str(detector.device))
+            detections, candidates = self._executor.submit(self._detect, detector, image).result()
+            run = ModelRun(
+                detections=detections, seconds=time.perf_counter() - start, device=str(detector.device),
+                candidates=candidates, settings=LastStageSettings.of(detector.model),
+            )  # fmt: skip
             with self._lock:
                 self._runs[key] = run
                 while len(self._runs) > self.cache_size:
                     self._runs.popitem(last=False)
-        kept = select_detections(run.detections, threshold, classes)
+        settings = run.settings
+        iou_threshold = settings.iou_threshold if iou_threshold is None else float(iou_threshold)
+        max_detections = settings.max_detections if max_detections is None else int(max_detections)
+        if (iou_threshold, max_detections) == (settings.iou_threshold, settings.max_detections):
+            detections = run.detections
+        else:
+            id2label = detector.model.config.id2label
+            detections = rerun_last_stage(run.candidates, settings, iou_threshold, max_detections, id2label)
+        kept = select_detections(detections, threshold, classes)
         return DemoResult(
             model=model,
             image_name=image_name,
@@ -239,11 +265,16 @@ class DetectionRunner:
             annotated=annotate_for_display(image, kept),
             run=run,
             cached=cached,
+            iou_threshold=iou_threshold,
+            max_detections=max_detections,
         )
 
     @staticmethod
-    def _detect(detector: Any, image: Image.Image) -> list[Detection]:
+    def _detect(detector: Any, image: Image.Image) -> tuple[list[Detection], Candidates]:
+        recorder = recorder_for(detector)
+        recorder.start()
         try:
-            return detector(image, threshold=0.0)
+            detections = detector(image, threshold=0.0)
+            return detections, recorder.take(image.size)
         finally:
             _release_free_memory()

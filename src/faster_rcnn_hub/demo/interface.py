@@ -166,7 +166,15 @@ class _PageHandlers:
         self.runner = runner
         self.reports = ReportFolder()
 
-    def detect(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
+    def detect(
+        self,
+        image: dict | None,
+        model: str,
+        threshold: float,
+        classes: list[str] | None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+    ):
         """Detect objects in an image (the API: errors are raised to the caller).
 
         Args:
@@ -174,34 +182,56 @@ class _PageHandlers:
             model: Which model to run (one of the demo's model names).
             threshold: Keep detections scoring above this (0 to 1).
             classes: Keep only these class names (empty: all classes).
+            iou_threshold: The per-class NMS IoU threshold (default: the model's own, 0.5 for mmdetection's).
+            max_detections: Keep at most this many detections, the best first (default: the model's own cap).
 
         Returns:
             The annotated image, the detections table (label, score, x1, y1, x2, y2), the JSON report, a summary.
         """
         try:
-            return self._detect(image, model, threshold, classes)
+            return self._detect(image, model, threshold, classes, iou_threshold, max_detections)
         except FasterRCNNHubError as error:
             raise self.gr.Error(str(error), print_exception=False) from error
 
-    def detect_on_page(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
+    def detect_on_page(
+        self,
+        image: dict | None,
+        model: str,
+        threshold: float,
+        classes: list[str] | None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+    ):
         """As `detect`, but an error becomes the summary, where it stays until the next input (a toast would
         vanish after a few seconds and leave the page saying nothing about what went wrong)."""
         try:
-            return self._detect(image, model, threshold, classes)
+            return self._detect(image, model, threshold, classes, iou_threshold, max_detections)
         except FasterRCNNHubError as error:
             return None, [], None, f"{ERROR_PREFIX} {error}"
         except Exception:  # noqa: BLE001 - the visitor gets a sentence, the log gets the traceback
             LOGGER.exception("detection failed")
             return None, [], None, f"{ERROR_PREFIX} the server failed unexpectedly; please try again."
 
-    def _detect(self, image: dict | None, model: str, threshold: float, classes: list[str] | None):
+    def _detect(
+        self,
+        image: dict | None,
+        model: str,
+        threshold: float,
+        classes: list[str] | None,
+        iou_threshold: float | None,
+        max_detections: int | None,
+    ):
         if not image:
             return None, [], None, NO_IMAGE_MESSAGE
         # preprocess=False hands over the upload as Gradio's file record: our own reader then reports an
         # unreadable file in plain words, where Gradio's image preprocessing would fail with a bare "Error".
         path = image["path"] if isinstance(image, dict) else image
         name = (image.get("orig_name") if isinstance(image, dict) else None) or Path(path).name
-        result = self.runner(path, model, float(threshold), list(classes or []), image_name=name)
+        result = self.runner(
+            path, model, float(threshold), list(classes or []), image_name=name,
+            iou_threshold=None if iou_threshold is None else float(iou_threshold),
+            max_detections=None if max_detections is None else int(max_detections),
+        )  # fmt: skip
         return result.annotated, result.table_rows(), self.reports.write(result), result.summary()
 
     @staticmethod
@@ -216,12 +246,18 @@ class _PageHandlers:
         shown = [self.gr.update(visible=example_kind == kind) for example_kind in EXAMPLE_FOLDERS]
         try:
             classes = self.gr.update(choices=self.catalogue.class_names(model), value=[])
+            settings = self.catalogue.last_stage_settings(model)
         except FasterRCNNHubError as error:
             classes = self.gr.update(choices=[], value=[])
             details = f"{ERROR_PREFIX} {error}"
+            iou, cap = self.gr.update(), self.gr.update()
         else:
             details = model_details(self.catalogue, model)
-        return [classes, details, model_card(self.catalogue, model), *shown]
+            iou = self.gr.update(value=settings.iou_threshold, interactive=settings.nms_type == "nms")
+            cap = self.gr.update(
+                value=settings.max_detections, maximum=settings.max_detections, interactive=settings.nms_type == "nms"
+            )
+        return [classes, details, model_card(self.catalogue, model), iou, cap, *shown]
 
 
 @dataclass
@@ -232,6 +268,8 @@ class _Page:
     model: Any
     threshold: Any
     classes: Any
+    iou_threshold: Any
+    max_detections: Any
     detect_button: Any
     api_button: Any
     details: Any
@@ -263,6 +301,17 @@ def _build_page(gr: Any, catalogue: ModelCatalogue, initial_model: str) -> _Page
                 catalogue.class_names(initial_model), value=[], multiselect=True, label="Classes",
                 elem_id="classes", info="show only these (empty: all classes)",
             )  # fmt: skip
+            settings = catalogue.last_stage_settings(initial_model)
+            adjustable = settings.nms_type == "nms"
+            with gr.Row():
+                iou_input = gr.Slider(
+                    0.05, 1.0, value=settings.iou_threshold, step=0.05, label="NMS IoU threshold",
+                    info="lower: fewer overlapping boxes of one class", elem_id="nms-iou", interactive=adjustable,
+                )  # fmt: skip
+                max_input = gr.Slider(
+                    1, settings.max_detections, value=settings.max_detections, step=1, label="Max detections",
+                    info="the best first", elem_id="max-detections", interactive=adjustable,
+                )  # fmt: skip
             detect_button = gr.Button("Detect objects", variant="primary", elem_id="detect-button")
             # The API's endpoint: the same detection, but errors reach the caller as errors (the page's button
             # shows them in the summary instead). Never shown; API clients call it by name.
@@ -292,14 +341,15 @@ def _build_page(gr: Any, catalogue: ModelCatalogue, initial_model: str) -> _Page
             report_output = gr.File(label="JSON report", interactive=False, elem_id="json-report")
     return _Page(
         image=image_input, model=model_input, threshold=threshold_input, classes=classes_input,
-        detect_button=detect_button, api_button=api_button, details=details_output, card=card_output,
+        iou_threshold=iou_input, max_detections=max_input, detect_button=detect_button, api_button=api_button,
+        details=details_output, card=card_output,
         example_groups=example_groups, examples=examples, annotated=annotated_output, summary=summary_output,
         table=table_output, report=report_output,
     )  # fmt: skip
 
 
 def _connect_events(page: _Page, handlers: _PageHandlers) -> None:
-    inputs = [page.image, page.model, page.threshold, page.classes]
+    inputs = [page.image, page.model, page.threshold, page.classes, page.iou_threshold, page.max_detections]
     outputs = [page.annotated, page.table, page.report, page.summary]
     # Every event that runs a model shares one concurrency group, so the queue's limit holds for all of them.
     common = {"inputs": inputs, "outputs": outputs, "preprocess": False, "concurrency_id": "model"}
@@ -314,8 +364,12 @@ def _connect_events(page: _Page, handlers: _PageHandlers) -> None:
         examples.load_input_event.then(**clear, api_visibility="private").then(**run, api_visibility="private")
     page.threshold.change(**run, api_visibility="private", trigger_mode="always_last")
     page.classes.input(**run, api_visibility="private")
+    # Only the model's last stage runs again (see last_stage.py): as instant as the threshold.
+    page.iou_threshold.change(**run, api_visibility="private", trigger_mode="always_last")
+    page.max_detections.change(**run, api_visibility="private", trigger_mode="always_last")
     page.model.input(
-        handlers.choose_model, page.model, [page.classes, page.details, page.card, *page.example_groups],
+        handlers.choose_model, page.model,
+        [page.classes, page.details, page.card, page.iou_threshold, page.max_detections, *page.example_groups],
         api_visibility="private", concurrency_id="model",
     ).success(**run, api_visibility="private")  # fmt: skip
 

@@ -17,6 +17,7 @@ from ..data.synthetic import SHAPE_CLASSES
 from ..default_model import default_model_dir
 from ..detection import Detector
 from ..errors import FasterRCNNHubError
+from .last_stage import LastStageSettings
 
 DEFAULT_MODEL_NAME = "Synthetic shapes (demo model)"
 # What a model is for: its examples and the page's wording follow from it.
@@ -160,6 +161,10 @@ class ModelCatalogue:
             if name not in self._detectors:
                 self._detectors[name] = self._load(name)
             return self._detectors[name]
+
+    def last_stage_settings(self, name: str) -> LastStageSettings:
+        """Model `name`'s own NMS type, IoU threshold and cap on detections per image."""
+        return LastStageSettings.of(self.detector(name).model)
 
     def class_names(self, name: str) -> list[str]:
         """The classes model `name` detects, in label order."""
