@@ -18,6 +18,7 @@ import torch
 from ..errors import FasterRCNNHubError, MissingDependencyError
 from .analysis import TABLE_HEADERS, DemoResult, DetectionRunner
 from .models import PHOTO_KIND, SHAPES_KIND, ModelCatalogue
+from .online_default import default_photo_models
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # Each kind of model gets the examples it can make sense of: photos for COCO models, generated shapes for the
@@ -58,8 +59,9 @@ def models_overview(catalogue: ModelCatalogue) -> str:
         lines.append(f"**Real-photo models:** {', '.join(photo)}.")
     else:
         lines.append(
-            "**No real-photo model on this server** (it started offline and none was given): only synthetic "
-            "shapes are detected. `faster-rcnn-hub demo --model FOLDER_OR_HUB_ID` adds a COCO model."
+            "**No real-photo model on this server** (none was given, and mmdetection's COCO model could not be "
+            "fetched: the server is offline): only synthetic shapes are detected. "
+            "`faster-rcnn-hub demo --model FOLDER_OR_HUB_ID` adds a COCO model."
         )
     if shapes:
         lines.append(
@@ -125,10 +127,12 @@ def create_demo(
     concurrency_limit: int = 1,
     max_queue_size: int = 64,
 ) -> Any:
-    """The demo page (a `gradio.Blocks`), serving the bundled default model and `models`.
+    """The demo page (a `gradio.Blocks`), serving `models` and the bundled synthetic-shapes model.
 
     Args:
-        models: Converted model folders or Hub ids to offer besides the default model; the first is selected.
+        models: Converted model folders or Hub ids to offer before the shapes model; the first is selected. None
+            given: those of `online_default.default_photo_models` (`$FASTER_RCNN_HUB_MODELS`, else mmdetection's
+            COCO model, converted from the zoo on first start when online).
         device: Where the models run (default: CUDA when available).
         concurrency_limit: How many detection requests run at once; the others wait in the queue.
         max_queue_size: How many requests may wait; more are turned away with a "queue full" message.
@@ -142,6 +146,8 @@ def create_demo(
         raise FasterRCNNHubError(
             f"concurrency_limit and max_queue_size must be at least 1, got {concurrency_limit} and {max_queue_size}."
         )
+    if not models:
+        models = default_photo_models()
     catalogue = ModelCatalogue.from_arguments(models, device=device)
     handlers = _PageHandlers(gr, catalogue, DetectionRunner(catalogue, workers=concurrency_limit))
     initial_model = catalogue.names[0]
