@@ -25,6 +25,7 @@ from conftest import IMAGES
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from test_demo_video import write_clip
 
 from faster_rcnn_hub.data.synthetic import SHAPE_CLASSES, generate_image
 from faster_rcnn_hub.default_model import default_model_dir
@@ -292,6 +293,33 @@ def test_browser_page_names_the_models_and_switching_models_switches_the_example
     page.get_by_role("option", name=model_dir.name, exact=True).click()
     page.locator("#photo-examples").wait_for(state="visible")
     assert not page.locator("#shapes-examples").is_visible()
+
+
+def test_browser_video_tab_returns_the_annotated_clip_and_a_line_per_frame(page, model_dir, artifacts, tmp_path):
+    clip = tmp_path / "shapes.webm"
+    write_clip(clip, frames=5)
+    # The model, threshold and classes picked on the Image tab apply: the shapes model for a clip of shapes.
+    page.locator("#model input").click()
+    page.get_by_role("option", name=DEFAULT_MODEL_NAME, exact=True).click()
+    page.locator("#shapes-examples").wait_for(state="visible")
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    summary = page.locator("#video-summary")
+    summary.get_by_text("(0.5 s at 10 frames/s)").wait_for()  # "5 frames" alone is also the progress bar's text
+    assert summary.inner_text().startswith("5 frames (0.5 s at 10 frames/s)")
+    video = page.locator("#annotated-video video")
+    video.wait_for()
+    # The browser plays the annotated clip: its first frame is decoded, enlarged as small pictures are.
+    page.wait_for_function("() => document.querySelector('#annotated-video video').readyState >= 2")
+    assert video.evaluate("element => [element.videoWidth, element.videoHeight]") == [800, 640]
+    with page.expect_download() as download:
+        page.locator("#video-report a").first.click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    assert all(json.loads(line)["detections"] for line in lines)
+    assert page.get_by_test_id("toast-body").count() == 0
+    page.screenshot(path=str(artifacts / "demo-video.png"), full_page=True)
+    page.get_by_role("tab", name="Image").click()
 
 
 @pytest.fixture(scope="module")

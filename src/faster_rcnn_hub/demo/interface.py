@@ -19,6 +19,7 @@ from ..errors import FasterRCNNHubError, MissingDependencyError
 from .analysis import TABLE_HEADERS, DemoResult, DetectionRunner
 from .models import PHOTO_KIND, SHAPES_KIND, ModelCatalogue
 from .online_default import default_photo_models
+from .video import MAX_VIDEO_SECONDS, annotate_video
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # Each kind of model gets the examples it can make sense of: photos for COCO models, generated shapes for the
@@ -30,6 +31,10 @@ MAX_UPLOAD_SIZE = "50mb"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 NO_IMAGE_MESSAGE = "Upload an image or click one of the examples."
+NO_VIDEO_MESSAGE = (
+    f"Upload a clip of up to {MAX_VIDEO_SECONDS:.0f} s: every frame goes through the model picked on the Image tab, "
+    "with its score threshold and classes."
+)
 ERROR_PREFIX = "**Could not detect objects:**"
 LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +115,12 @@ class ReportFolder:
         path.write_bytes(content)
         return str(path)
 
+    def new_folder(self) -> Path:
+        """A fresh folder for one request's files (an annotated video and its report)."""
+        folder = Path(tempfile.mkdtemp(dir=self._folder.name))
+        self._remove_old(keep=folder)
+        return folder
+
     def _remove_old(self, keep: Path) -> None:
         deadline = time.time() - self.max_age_seconds
         for entry in Path(self._folder.name).iterdir():
@@ -157,8 +168,12 @@ def create_demo(
     with gr.Blocks(title="Faster R-CNN object detection", delete_cache=(600, 3600)) as demo:
         gr.Markdown(DESCRIPTION)
         gr.Markdown(models_overview(catalogue), elem_id="models-overview")
-        page = _build_page(gr, catalogue, initial_model)
+        with gr.Tab("Image", elem_id="image-tab"):
+            page = _build_page(gr, catalogue, initial_model)
+        with gr.Tab("Video", elem_id="video-tab"):
+            video_page = _build_video_page(gr)
         _connect_events(page, handlers)
+        _connect_video_events(gr, page, video_page, handlers)
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit, api_open=False)
     return demo
 
@@ -239,6 +254,26 @@ class _PageHandlers:
             max_detections=None if max_detections is None else int(max_detections),
         )  # fmt: skip
         return result.annotated, result.table_rows(), self.reports.write(result), result.summary()
+
+    def annotate_video(
+        self, video: dict | str | None, model: str, threshold: float, classes: list[str] | None, progress: Any
+    ):
+        """The annotated clip, its JSON-lines report and a summary; an error becomes the summary."""
+        if not video:
+            return None, None, NO_VIDEO_MESSAGE
+        # preprocess=False: Gradio's video record ({"video": file record, ...}), read by OpenCV, not converted.
+        record = video.get("video", video) if isinstance(video, dict) else video
+        path = record["path"] if isinstance(record, dict) else record
+        name = (record.get("orig_name") if isinstance(record, dict) else None) or Path(path).name
+        try:
+            detector = self.catalogue.detector(model)
+            result = annotate_video(
+                path, detector, self.reports.new_folder(), threshold=float(threshold), classes=list(classes or []),
+                video_name=name, progress=lambda done, total: progress((done, total), desc="frames", unit="frames"),
+            )  # fmt: skip
+        except FasterRCNNHubError as error:
+            return None, None, f"{ERROR_PREFIX} {error}"
+        return str(result.video_path), str(result.report_path), result.summary()
 
     @staticmethod
     def clear_outputs():
@@ -378,6 +413,41 @@ def _connect_events(page: _Page, handlers: _PageHandlers) -> None:
         [page.classes, page.details, page.card, page.iou_threshold, page.max_detections, *page.example_groups],
         api_visibility="private", concurrency_id="model",
     ).success(**run, api_visibility="private")  # fmt: skip
+
+
+@dataclass
+class _VideoPage:
+    video: Any
+    button: Any
+    annotated: Any
+    report: Any
+    summary: Any
+
+
+def _build_video_page(gr: Any) -> _VideoPage:
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            video_input = gr.Video(label="Video clip", sources=["upload"], elem_id="input-video")
+            button = gr.Button("Detect objects in every frame", variant="primary", elem_id="video-button")
+        with gr.Column():
+            annotated = gr.Video(label="Annotated clip", show_label=False, interactive=False, elem_id="annotated-video")
+            summary = gr.Markdown(NO_VIDEO_MESSAGE, elem_id="video-summary")
+            report = gr.File(label="JSON-lines report", interactive=False, elem_id="video-report")
+    return _VideoPage(video=video_input, button=button, annotated=annotated, report=report, summary=summary)
+
+
+def _connect_video_events(gr: Any, page: _Page, video_page: _VideoPage, handlers: _PageHandlers) -> None:
+    # Gradio passes a progress tracker to a parameter whose default is gr.Progress(); it draws the bar.
+    def annotate(video, model, threshold, classes, progress=gr.Progress()):  # noqa: B008
+        return handlers.annotate_video(video, model, threshold, classes, progress)
+
+    outputs = [video_page.annotated, video_page.report, video_page.summary]
+    run = {
+        "fn": annotate, "inputs": [video_page.video, page.model, page.threshold, page.classes], "outputs": outputs,
+        "preprocess": False, "concurrency_id": "model", "api_visibility": "private",
+    }  # fmt: skip
+    video_page.button.click(**run)
+    video_page.video.upload(**run)
 
 
 def launch_demo(demo: Any, host: str | None = None, port: int | None = None, **launch_options: Any) -> None:
