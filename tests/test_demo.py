@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import types
 from functools import partial
 from pathlib import Path
 
@@ -239,3 +240,27 @@ def test_annotated_picture_is_shown_between_800_and_1600_pixels():
     large = annotate_for_display(Image.new("RGB", (4000, 3000)), [detection])
     middle = annotate_for_display(Image.new("RGB", (1000, 500)), [detection])
     assert (small.size, large.size, middle.size) == ((800, 400), (1600, 1200), (1000, 500))
+
+
+def test_model_calls_run_under_spaces_gpu_when_the_spaces_package_is_importable(monkeypatch, tmp_path):
+    # What a ZeroGPU Space has: a `spaces` package whose GPU decorator attaches a GPU for each call.
+    calls = []
+
+    def gpu(function):
+        def on_gpu(*args, **kwargs):
+            calls.append(function.__name__)
+            return function(*args, **kwargs)
+
+        return on_gpu
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    runner = DetectionRunner(ModelCatalogue.from_arguments([], device="cpu"))
+    image = example_paths(SHAPES_KIND)[0]
+    result = runner(image, DEFAULT_MODEL_NAME, threshold=0.5)
+    kept, _ = runner.detect_frame(Image.open(image), DEFAULT_MODEL_NAME, threshold=0.5)
+    assert calls == ["_detect", "_detect"]
+    assert kept == result.detections and len(kept) == 7
+
+    monkeypatch.setitem(sys.modules, "spaces", None)  # elsewhere: `import spaces` fails, calls run as they are
+    DetectionRunner(runner.catalogue)(image, DEFAULT_MODEL_NAME)
+    assert len(calls) == 2

@@ -47,6 +47,9 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A fake camera (a test pattern) that the page may use without asking: for the webcam tab.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 FILE_INPUT = "#input-image input[type=file]"
 
@@ -319,6 +322,21 @@ def test_browser_video_tab_returns_the_annotated_clip_and_a_line_per_frame(page,
     assert all(json.loads(line)["detections"] for line in lines)
     assert page.get_by_test_id("toast-body").count() == 0
     page.screenshot(path=str(artifacts / "demo-video.png"), full_page=True)
+    page.get_by_role("tab", name="Image").click()
+
+
+def test_browser_webcam_tab_streams_annotated_frames_with_their_rate(page, artifacts):
+    page.get_by_role("tab", name="Webcam").click()
+    page.get_by_text("Click to Access Webcam").click()
+    record = page.locator("#webcam button[aria-label='capture photo']")  # its text says Record, then Stop
+    record.get_by_text("Record").click()
+    rate = page.locator("#webcam-rate")
+    rate.get_by_text("frames/s").wait_for()  # the second answered frame has a rate
+    assert "model took" in rate.inner_text()
+    shown = page.locator("#webcam-annotated img")
+    assert shown.evaluate("image => image.complete && image.naturalWidth") >= 800
+    page.screenshot(path=str(artifacts / "demo-webcam.png"), full_page=True)
+    record.get_by_text("Stop").click()
     page.get_by_role("tab", name="Image").click()
 
 

@@ -22,6 +22,7 @@ from ..detection import Detection
 from ..detection.drawing import draw_detections
 from ..errors import FasterRCNNHubError, InvalidImageError
 from ..models.faster_rcnn.image_io import load_image
+from .gpu import on_gpu_when_available
 from .last_stage import Candidates, LastStageSettings, recorder_for, rerun_last_stage
 from .models import ModelCatalogue
 
@@ -195,6 +196,8 @@ class DetectionRunner:
         # threads took the request: each thread that allocates gets its own malloc arena, and dozens of arenas
         # each holding on to peak-sized buffers is how a server's memory grows without a leak.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="faster-rcnn-hub-model")
+        # Under spaces.GPU on a ZeroGPU Space (a GPU is attached for the call), as it is elsewhere.
+        self._model_call = on_gpu_when_available(self._detect)
 
     def __call__(
         self,
@@ -237,7 +240,7 @@ class DetectionRunner:
         cached = run is not None
         if run is None:
             start = time.perf_counter()
-            detections, candidates = self._executor.submit(self._detect, detector, image).result()
+            detections, candidates = self._executor.submit(self._model_call, detector, image).result()
             run = ModelRun(
                 detections=detections, seconds=time.perf_counter() - start, device=str(detector.device),
                 candidates=candidates, settings=LastStageSettings.of(detector.model),
@@ -268,6 +271,17 @@ class DetectionRunner:
             iou_threshold=iou_threshold,
             max_detections=max_detections,
         )
+
+    def detect_frame(
+        self, image: Image.Image, model: str, threshold: float = 0.5, classes: Sequence[str] = ()
+    ) -> tuple[list[Detection], float]:
+        """The detections kept in one picture (a webcam frame: never cached) and the model's time in seconds."""
+        if not 0.0 <= threshold <= 1.0:
+            raise FasterRCNNHubError(f"The score threshold must lie in [0, 1], got {threshold}.")
+        detector = self.catalogue.detector(model)
+        start = time.perf_counter()
+        detections, _ = self._executor.submit(self._model_call, detector, image).result()
+        return select_detections(detections, threshold, classes), time.perf_counter() - start
 
     @staticmethod
     def _detect(detector: Any, image: Image.Image) -> tuple[list[Detection], Candidates]:

@@ -8,6 +8,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 import torch
 
 from ..errors import FasterRCNNHubError, MissingDependencyError
-from .analysis import TABLE_HEADERS, DemoResult, DetectionRunner
+from .analysis import TABLE_HEADERS, DemoResult, DetectionRunner, annotate_for_display
+from .gpu import on_gpu_when_available
 from .models import PHOTO_KIND, SHAPES_KIND, ModelCatalogue
 from .online_default import default_photo_models
 from .video import MAX_VIDEO_SECONDS, annotate_video
@@ -31,6 +33,13 @@ MAX_UPLOAD_SIZE = "50mb"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 NO_IMAGE_MESSAGE = "Upload an image or click one of the examples."
+# A camera stream holds a model worker: it is cut after this long, and sends a frame this often at most.
+WEBCAM_TIME_LIMIT_S = 60
+WEBCAM_FRAME_INTERVAL_S = 0.25
+WEBCAM_MESSAGE = (
+    "Allow the camera, then press Record: each frame goes through the model picked on the Image tab (streams stop "
+    f"after {WEBCAM_TIME_LIMIT_S} s)."
+)
 NO_VIDEO_MESSAGE = (
     f"Upload a clip of up to {MAX_VIDEO_SECONDS:.0f} s: every frame goes through the model picked on the Image tab, "
     "with its score threshold and classes."
@@ -172,8 +181,11 @@ def create_demo(
             page = _build_page(gr, catalogue, initial_model)
         with gr.Tab("Video", elem_id="video-tab"):
             video_page = _build_video_page(gr)
+        with gr.Tab("Webcam", elem_id="webcam-tab"):
+            webcam_page = _build_webcam_page(gr)
         _connect_events(page, handlers)
         _connect_video_events(gr, page, video_page, handlers)
+        _connect_webcam_events(page, webcam_page, handlers)
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit, api_open=False)
     return demo
 
@@ -267,13 +279,33 @@ class _PageHandlers:
         name = (record.get("orig_name") if isinstance(record, dict) else None) or Path(path).name
         try:
             detector = self.catalogue.detector(model)
-            result = annotate_video(
+            # One GPU call for the whole clip on ZeroGPU rather than one per frame.
+            result = on_gpu_when_available(annotate_video)(
                 path, detector, self.reports.new_folder(), threshold=float(threshold), classes=list(classes or []),
                 video_name=name, progress=lambda done, total: progress((done, total), desc="frames", unit="frames"),
             )  # fmt: skip
         except FasterRCNNHubError as error:
             return None, None, f"{ERROR_PREFIX} {error}"
         return str(result.video_path), str(result.report_path), result.summary()
+
+    def webcam_frame(
+        self, frame: Any, model: str, threshold: float, classes: list[str] | None, last_arrival: float | None
+    ):
+        """One camera frame annotated, the frame rate (frames answered per second in this stream), and the
+        arrival time of this frame for the next call."""
+        arrival = time.monotonic()
+        if frame is None:
+            return None, WEBCAM_MESSAGE, last_arrival
+        try:
+            kept, seconds = self.runner.detect_frame(frame, model, float(threshold), list(classes or []))
+        except FasterRCNNHubError as error:
+            return None, f"{ERROR_PREFIX} {error}", None
+        rate = f"**{1 / (arrival - last_arrival):.1f} frames/s**" if last_arrival else "**first frame**"
+        counts = ", ".join(f"{label} {number}" for label, number in Counter(d.label for d in kept).most_common())
+        noun = "detection" if len(kept) == 1 else "detections"
+        text = f"{rate} · model took {seconds * 1000:.0f} ms · {len(kept)} {noun}"
+        text += f": {counts}" if counts else ""
+        return annotate_for_display(frame, kept), text, arrival
 
     @staticmethod
     def clear_outputs():
@@ -448,6 +480,34 @@ def _connect_video_events(gr: Any, page: _Page, video_page: _VideoPage, handlers
     }  # fmt: skip
     video_page.button.click(**run)
     video_page.video.upload(**run)
+
+
+@dataclass
+class _WebcamPage:
+    camera: Any
+    annotated: Any
+    rate: Any
+    last_arrival: Any
+
+
+def _build_webcam_page(gr: Any) -> _WebcamPage:
+    with gr.Row(equal_height=False):
+        camera = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="pil", elem_id="webcam")
+        with gr.Column():
+            annotated = gr.Image(show_label=False, type="pil", format="jpeg", interactive=False,
+                                 elem_id="webcam-annotated")  # fmt: skip
+            rate = gr.Markdown(WEBCAM_MESSAGE, elem_id="webcam-rate")
+    return _WebcamPage(camera=camera, annotated=annotated, rate=rate, last_arrival=gr.State(None))
+
+
+def _connect_webcam_events(page: _Page, webcam_page: _WebcamPage, handlers: _PageHandlers) -> None:
+    webcam_page.camera.stream(
+        handlers.webcam_frame,
+        [webcam_page.camera, page.model, page.threshold, page.classes, webcam_page.last_arrival],
+        [webcam_page.annotated, webcam_page.rate, webcam_page.last_arrival],
+        stream_every=WEBCAM_FRAME_INTERVAL_S, time_limit=WEBCAM_TIME_LIMIT_S, concurrency_id="model",
+        api_visibility="private", show_progress="hidden",
+    )  # fmt: skip
 
 
 def launch_demo(demo: Any, host: str | None = None, port: int | None = None, **launch_options: Any) -> None:
