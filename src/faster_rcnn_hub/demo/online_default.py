@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..conversion.from_zoo import convert_zoo_model
 from ..errors import FasterRCNNHubError
 from ..zoo.download import default_cache_dir
 
@@ -48,6 +47,8 @@ def default_photo_models(cache_dir: str | os.PathLike | None = None) -> list[str
         _say(f"Serving {ONLINE_DEFAULT_MODEL} converted earlier, from {target}.")
         return [str(target)]
     _say(f"First start: converting {ONLINE_DEFAULT_MODEL} from mmdetection's model zoo into {target}.")
+    from ..conversion.from_zoo import convert_zoo_model  # the converter loads only when there is converting to do
+
     try:
         convert_zoo_model(ONLINE_DEFAULT_MODEL, target, cache_dir=folder, progress=True)
     except FasterRCNNHubError as error:
