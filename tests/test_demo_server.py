@@ -325,7 +325,7 @@ def test_browser_video_tab_returns_the_annotated_clip_and_a_line_per_frame(page,
     page.get_by_role("tab", name="Image").click()
 
 
-def test_browser_webcam_tab_streams_annotated_frames_with_their_rate(page, artifacts):
+def test_browser_webcam_tab_streams_annotated_frames_with_their_rate(page, artifacts, client, model_dir):
     page.get_by_role("tab", name="Webcam").click()
     page.get_by_text("Click to Access Webcam").click()
     record = page.locator("#webcam button[aria-label='capture photo']")  # its text says Record, then Stop
@@ -339,6 +339,12 @@ def test_browser_webcam_tab_streams_annotated_frames_with_their_rate(page, artif
             " return image && image.complete && image.naturalWidth >= 800; }"
         )  # fake camera frames of 640x480, shown enlarged to 800x600
         page.screenshot(path=str(artifacts / "demo-webcam.png"), full_page=True)
+        # A stream lasts up to 60 s; image requests meanwhile are answered turn by turn with its frames, not
+        # after it ends.
+        started = time.monotonic()
+        detect_over_api(client, IMAGES / "tiny_noise.png", model_dir)
+        assert time.monotonic() - started < 30
+        assert "frames/s" in rate.inner_text()  # still streaming
     finally:
         # A stream left running would keep the model busy for the tests after this one.
         record.get_by_text("Stop").click()
