@@ -21,13 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import IMAGES
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from test_demo_video import write_clip
 
-from conftest import IMAGES
-from faster_rcnn_hub.demo.analysis import DISPLAY_MAX_SIDE, TABLE_HEADERS, annotate_for_display
-from faster_rcnn_hub.demo.interface import API_NAME, EXAMPLES_DIR
+from faster_rcnn_hub.data.synthetic import SHAPE_CLASSES, generate_image
+from faster_rcnn_hub.default_model import default_model_dir
+from faster_rcnn_hub.demo.analysis import TABLE_HEADERS, annotate_for_display, display_scale
+from faster_rcnn_hub.demo.interface import API_NAME, ERROR_PREFIX, example_paths
+from faster_rcnn_hub.demo.models import DEFAULT_MODEL_NAME, PHOTO_KIND, SHAPES_KIND
 from faster_rcnn_hub.detection import Detector
 from faster_rcnn_hub.models.faster_rcnn.image_io import load_image
 
@@ -43,6 +47,9 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A fake camera (a test pattern) that the page may use without asking: for the webcam tab.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 FILE_INPUT = "#input-image input[type=file]"
 
@@ -163,8 +170,8 @@ def page(demo_url, tmp_path_factory):
             context.close()
 
 
-def set_threshold(page, value: float) -> None:
-    box = page.locator("#threshold input[type=number]")
+def set_threshold(page, value: float, slider: str = "threshold") -> None:
+    box = page.locator(f"#{slider} input[type=number]")
     box.fill(f"{value}")
     box.press("Enter")
 
@@ -201,7 +208,7 @@ def test_browser_upload_shows_the_models_detections(page, detector, artifacts):
 
     # The annotated picture is displayed, and it is exactly the picture with the expected boxes drawn.
     shown = page.locator("#annotated-image img")
-    assert shown.evaluate("image => image.complete && image.naturalWidth") == 512
+    assert shown.evaluate("image => image.complete && image.naturalWidth") == 800  # 512 px, enlarged to 800
     png = page.request.get(shown.get_attribute("src")).body()
     drawn = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     original = load_image(image_path)
@@ -215,33 +222,133 @@ def test_browser_upload_shows_the_models_detections(page, detector, artifacts):
 
     page.screenshot(path=str(artifacts / "demo-detections.png"), full_page=True)
 
+    # Max detections re-runs the model's last stage only: the best three of the same run.
+    set_threshold(page, 3, slider="max-detections")
+    page.get_by_text(f"3 detections with score > {threshold:.2f} (NMS IoU 0.50, at most 3)").wait_for()
+    assert shown_table(page) == table_rows(expected[:3])
+    assert "(cached result)" in page.locator("#summary").inner_text()
+    set_threshold(page, 100, slider="max-detections")
+    page.get_by_text(f"{len(expected)} detections with score > {threshold:.2f} ·").wait_for()
 
-def test_browser_unreadable_upload_shows_the_error(page, tmp_path, artifacts):
+
+def test_browser_unreadable_upload_shows_the_error_until_the_next_input(page, tmp_path, artifacts):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is a text file, not a picture")
     page.locator(FILE_INPUT).set_input_files(str(broken))
-    page.get_by_test_id("toast-text").get_by_text("broken.png is not a readable image").wait_for()
-    # The previous image's results are gone rather than shown as if they belonged to the broken file.
-    assert "detections with score" not in page.locator("#summary").inner_text()
+    summary = page.locator("#summary")
+    summary.get_by_text("broken.png is not a readable image").wait_for()
+    # The error is the summary, not a toast that vanishes; the previous image's results are gone rather than
+    # shown as if they belonged to the broken file.
+    assert summary.inner_text().startswith(ERROR_PREFIX.strip("*"))
+    assert page.get_by_test_id("toast-body").count() == 0
     assert shown_table(page) == []
     assert "Traceback" not in page.content()
-    page.wait_for_timeout(500)  # let the message finish sliding in before the screenshot
     page.screenshot(path=str(artifacts / "demo-unreadable-upload.png"), full_page=True)
+    # Moving the threshold re-runs on the same broken file: the message stays.
+    set_threshold(page, 0.4)
+    page.wait_for_timeout(1000)
+    assert "broken.png is not a readable image" in summary.inner_text()
 
 
 def test_browser_example_click_runs_the_model(page, detector):
     threshold = 0.6
-    expected = detector(EXAMPLES_DIR / "astronaut.jpg", threshold=threshold)
+    expected = detector(example_paths(PHOTO_KIND)[0], threshold=threshold)
     set_threshold(page, threshold)
     remove = page.locator("#input-image button[aria-label='Remove Image']")
     if remove.count():
         remove.click()
     page.get_by_text("Upload an image or click one of the examples.").wait_for()
-    page.locator("#examples button").first.click()  # the examples are sorted: astronaut.jpg comes first
+    page.locator("#photo-examples button").first.click()  # the examples are sorted: astronaut.jpg comes first
     page.get_by_text(f"{len(expected)} detections with score > {threshold:.2f}").wait_for()
+    assert "is not a readable image" not in page.locator("#summary").inner_text()  # the next input clears it
     report = downloaded_report(page)
     assert report["image"]["name"] == "astronaut.jpg"
     assert report["detections"] == [d.to_dict() for d in expected]
+
+
+def test_browser_page_names_the_models_and_switching_models_switches_the_examples(page, model_dir, artifacts):
+    overview = page.locator("#models-overview").inner_text()
+    assert f"Real-photo models: {model_dir.name}" in overview
+    assert f"Synthetic-shapes model: {DEFAULT_MODEL_NAME}" in overview
+    assert "80 COCO classes" in page.locator("#model-details").inner_text()
+    assert str(model_dir) not in page.content()  # the server's folders stay on the server
+    assert page.locator("#photo-examples").is_visible() and not page.locator("#shapes-examples").is_visible()
+
+    page.locator("#model input").click()
+    page.get_by_role("option", name=DEFAULT_MODEL_NAME, exact=True).click()
+    page.locator("#shapes-examples").wait_for(state="visible")
+    assert not page.locator("#photo-examples").is_visible()
+    assert "Synthetic-shapes demo model" in page.locator("#model-details").inner_text()
+
+    # The first shape example, with the shapes model: every shape the generator drew is found and counted.
+    shapes = Detector(default_model_dir(), device="cpu")
+    threshold = 0.6
+    expected = shapes(example_paths(SHAPES_KIND)[0], threshold=threshold)
+    truth = generate_image(1000003, 1)
+    assert sorted(d.label for d in expected) == sorted(SHAPE_CLASSES[index] for index in truth.classes)
+    page.locator("#shapes-examples button").first.click()
+    page.get_by_text(f"{len(expected)} detections with score > {threshold:.2f}").wait_for()
+    assert shown_table(page) == table_rows(expected)
+    assert "circle 2, cross 2, square 1, star 1, triangle 1" in page.locator("#summary").inner_text()
+    page.screenshot(path=str(artifacts / "demo-shapes-model.png"), full_page=True)
+
+    page.locator("#model input").click()
+    page.get_by_role("option", name=model_dir.name, exact=True).click()
+    page.locator("#photo-examples").wait_for(state="visible")
+    assert not page.locator("#shapes-examples").is_visible()
+
+
+def test_browser_video_tab_returns_the_annotated_clip_and_a_line_per_frame(page, model_dir, artifacts, tmp_path):
+    clip = tmp_path / "shapes.webm"
+    write_clip(clip, frames=5)
+    # The model, threshold and classes picked on the Image tab apply: the shapes model for a clip of shapes.
+    page.locator("#model input").click()
+    page.get_by_role("option", name=DEFAULT_MODEL_NAME, exact=True).click()
+    page.locator("#shapes-examples").wait_for(state="visible")
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    summary = page.locator("#video-summary")
+    summary.get_by_text("(0.5 s at 10 frames/s)").wait_for()  # "5 frames" alone is also the progress bar's text
+    assert summary.inner_text().startswith("5 frames (0.5 s at 10 frames/s)")
+    video = page.locator("#annotated-video video")
+    video.wait_for()
+    # The browser plays the annotated clip: its first frame is decoded, enlarged as small pictures are.
+    page.wait_for_function("() => document.querySelector('#annotated-video video').readyState >= 2")
+    assert video.evaluate("element => [element.videoWidth, element.videoHeight]") == [800, 640]
+    with page.expect_download() as download:
+        page.locator("#video-report a").first.click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    assert all(json.loads(line)["detections"] for line in lines)
+    assert page.get_by_test_id("toast-body").count() == 0
+    page.screenshot(path=str(artifacts / "demo-video.png"), full_page=True)
+    page.get_by_role("tab", name="Image").click()
+
+
+def test_browser_webcam_tab_streams_annotated_frames_with_their_rate(page, artifacts, client, model_dir):
+    page.get_by_role("tab", name="Webcam").click()
+    page.get_by_text("Click to Access Webcam").click()
+    record = page.locator("#webcam button[aria-label='capture photo']")  # its text says Record, then Stop
+    record.get_by_text("Record").click()
+    try:
+        rate = page.locator("#webcam-rate")
+        rate.get_by_text("frames/s").wait_for()  # the second answered frame has a rate
+        assert "model took" in rate.inner_text()
+        page.wait_for_function(
+            "() => { const image = document.querySelector('#webcam-annotated img');"
+            " return image && image.complete && image.naturalWidth >= 800; }"
+        )  # fake camera frames of 640x480, shown enlarged to 800x600
+        page.screenshot(path=str(artifacts / "demo-webcam.png"), full_page=True)
+        # A stream lasts up to 60 s; image requests meanwhile are answered turn by turn with its frames, not
+        # after it ends.
+        started = time.monotonic()
+        detect_over_api(client, IMAGES / "tiny_noise.png", model_dir)
+        assert time.monotonic() - started < 30
+        assert "frames/s" in rate.inner_text()  # still streaming
+    finally:
+        # A stream left running would keep the model busy for the tests after this one.
+        record.get_by_text("Stop").click()
+        page.get_by_role("tab", name="Image").click()
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +357,9 @@ def client(demo_url) -> Client:
 
 
 def detect_over_api(client, path, model_dir, threshold=0.5, classes=()):
-    """`(annotated image, table, report, summary)` from the demo's API."""
+    """`(annotated image, table, report, summary)` from the demo's API (the model is named after its folder)."""
     image, table, report_path, summary = client.predict(
-        handle_file(str(path)), str(model_dir), threshold, list(classes), api_name=f"/{API_NAME}"
+        handle_file(str(path)), model_dir.name, threshold, list(classes), api_name=f"/{API_NAME}"
     )
     return Image.open(image), table, json.loads(Path(report_path).read_text()), summary
 
@@ -262,7 +369,7 @@ def test_api_returns_the_python_apis_detections(client, model_dir, detector):
     image, table, report, summary = detect_over_api(client, IMAGES / "coffee.png", model_dir, threshold=0.3)
     assert report["detections"] == [d.to_dict() for d in expected]
     assert table["headers"] == TABLE_HEADERS and table["data"] == table_rows(expected)
-    assert image.size == (600, 400)
+    assert image.size == (800, 533)  # shown at least 800 px wide, so that labels are drawn legibly
     assert f"{len(expected)} detections" in summary
 
 
@@ -316,7 +423,7 @@ def test_api_handles_any_image_the_python_api_reads(client, model_dir, detector,
     image, _, report, _ = detect_over_api(client, path, model_dir, threshold=0.3)
     assert report["detections"] == [d.to_dict() for d in expected]
     assert (report["image"]["width"], report["image"]["height"]) == upright.size
-    scale = min(1.0, DISPLAY_MAX_SIDE / max(upright.size))
+    scale = display_scale(upright.size)
     assert image.size == (round(upright.width * scale), round(upright.height * scale))
 
 
@@ -355,7 +462,7 @@ def test_server_answers_concurrent_requests_without_errors_or_memory_growth(demo
             paths.append(path)
         started = time.monotonic()
         jobs = [
-            client.submit(handle_file(str(path)), str(model_dir), 0.0, [], api_name=f"/{API_NAME}")
+            client.submit(handle_file(str(path)), model_dir.name, 0.0, [], api_name=f"/{API_NAME}")
             for path in paths
         ]
         for path, job in zip(paths, jobs):
@@ -365,4 +472,6 @@ def test_server_answers_concurrent_requests_without_errors_or_memory_growth(demo
             width, height = Image.open(path).size
             assert (report["image"]["width"], report["image"]["height"]) == (width, height), summary
         resident.append(_resident_mib(server.pid))
-    assert resident[1] - resident[0] <= RSS_GROWTH_BOUND_MIB, f"resident memory grew from {resident[0]:.0f} to {resident[1]:.0f} MiB"
+    assert resident[1] - resident[0] <= RSS_GROWTH_BOUND_MIB, (
+        f"resident memory grew from {resident[0]:.0f} to {resident[1]:.0f} MiB"
+    )

@@ -20,8 +20,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         action="append",
         default=[],
         metavar="MODEL",
-        help="converted model folder or Hub id to offer besides the bundled default model; repeat for several "
-        "(the first is selected)",
+        help="converted model folder or Hub id to offer before the bundled synthetic-shapes model; repeat for "
+        "several (the first is selected; the page names each by its folder name or Hub id)",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     demo.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")

@@ -8,7 +8,7 @@ import ctypes.util
 import hashlib
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +22,8 @@ from ..detection import Detection
 from ..detection.drawing import draw_detections
 from ..errors import FasterRCNNHubError, InvalidImageError
 from ..models.faster_rcnn.image_io import load_image
+from .gpu import on_gpu_when_available
+from .last_stage import Candidates, LastStageSettings, recorder_for, rerun_last_stage
 from .models import ModelCatalogue
 
 TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
@@ -30,15 +32,21 @@ TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
 # photo would otherwise cost tens of megabytes per request. Boxes in the table and the JSON stay in
 # original-image pixels.
 DISPLAY_MAX_SIDE = 1600
+# ... and at least this many: a 256 px picture is shown about 650 px wide, and labels drawn at its own size
+# would be either unreadable or cover the shapes; drawn on an enlarged copy they keep their proportions.
+DISPLAY_MIN_SIDE = 800
 
 
 @dataclass
 class ModelRun:
-    """Every detection the model gives for one image (score above 0), and how long the model took."""
+    """Every detection the model gives for one image (score above 0), what entered its last stage (to re-run
+    that stage with other settings), and how long the model took."""
 
     detections: list[Detection]
     seconds: float
     device: str
+    candidates: Candidates
+    settings: LastStageSettings
 
 
 @dataclass
@@ -54,6 +62,8 @@ class DemoResult:
     annotated: Image.Image
     run: ModelRun
     cached: bool
+    iou_threshold: float
+    max_detections: int
 
     def table_rows(self) -> list[list[Any]]:
         """Rows for `TABLE_HEADERS`: scores to 3 decimals, box corners to 0.1 px."""
@@ -70,6 +80,8 @@ class DemoResult:
             "image": {"name": self.image_name, "width": width, "height": height},
             "threshold": self.threshold,
             "classes": self.classes,
+            "nms_iou_threshold": self.iou_threshold,
+            "max_detections": self.max_detections,
             "inference_ms": round(self.run.seconds * 1000, 1),
             "device": self.run.device,
             "detections": [detection.to_dict() for detection in self.detections],
@@ -84,7 +96,20 @@ class DemoResult:
         if self.cached:
             timing += " (cached result)"
         scope = f" among {', '.join(self.classes)}" if self.classes else ""
-        return f"**{count} {noun}** with score > {self.threshold:.2f}{scope} · {timing} · image {width}×{height}"
+        settings = self.run.settings
+        if (self.iou_threshold, self.max_detections) != (settings.iou_threshold, settings.max_detections):
+            scope += f" (NMS IoU {self.iou_threshold:.2f}, at most {self.max_detections})"
+        counts = self.class_counts()
+        per_class = " · " + ", ".join(f"{label} {number}" for label, number in counts.items()) if counts else ""
+        return (
+            f"**{count} {noun}** with score > {self.threshold:.2f}{scope}{per_class} · {timing} · "
+            f"image {width}×{height}"
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        """How many detections of each class were kept, the most frequent first (ties by name)."""
+        counts = Counter(detection.label for detection in self.detections)
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def select_detections(
@@ -105,14 +130,27 @@ def select_detections(
     ]
 
 
+def display_scale(
+    image_size: tuple[int, int], min_side: int = DISPLAY_MIN_SIDE, max_side: int = DISPLAY_MAX_SIDE
+) -> float:
+    """How much the annotated picture is resized for display: its longer side ends up within
+    [`min_side`, `max_side`]."""
+    longer = max(image_size)
+    return min(max_side / longer, max(1.0, min_side / longer))
+
+
 def annotate_for_display(
-    image: Image.Image, detections: Sequence[Detection], max_side: int = DISPLAY_MAX_SIDE
+    image: Image.Image,
+    detections: Sequence[Detection],
+    min_side: int = DISPLAY_MIN_SIDE,
+    max_side: int = DISPLAY_MAX_SIDE,
 ) -> Image.Image:
-    """`image` with the detections drawn, shrunk first when its longer side exceeds `max_side` (the boxes are
-    scaled with it, so labels stay legible at the size the browser shows)."""
-    scale = min(1.0, max_side / max(image.size))
+    """`image` with the detections drawn, resized first so that its longer side lies within [`min_side`,
+    `max_side`] (the boxes are scaled with it, and labels are sized to the picture, so they read the same at
+    the size the browser shows whatever the upload's size)."""
+    scale = display_scale(image.size, min_side, max_side)
     items = [detection.to_dict() for detection in detections]
-    if scale < 1.0:
+    if scale != 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR)
         for item in items:
@@ -158,6 +196,8 @@ class DetectionRunner:
         # threads took the request: each thread that allocates gets its own malloc arena, and dozens of arenas
         # each holding on to peak-sized buffers is how a server's memory grows without a leak.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="faster-rcnn-hub-model")
+        # Under spaces.GPU on a ZeroGPU Space (a GPU is attached for the call), as it is elsewhere.
+        self._model_call = on_gpu_when_available(self._detect)
 
     def __call__(
         self,
@@ -166,15 +206,19 @@ class DetectionRunner:
         threshold: float = 0.5,
         classes: Sequence[str] = (),
         image_name: str | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
     ) -> DemoResult:
         """Detect objects in the image file at `image_path` with the catalogue's model `model`.
 
         `image_name` (default: the file's name) is what the report and error messages call the image: the
-        name the user uploaded rather than the server's temporary copy.
+        name the user uploaded rather than the server's temporary copy. `iou_threshold` and `max_detections`
+        (default: the model's own) re-run only the model's last stage, per-class NMS and the cap on detections.
 
         Raises:
             InvalidImageError: The file is not a readable image.
-            FasterRCNNHubError: Unknown model, threshold out of range, or a class the model does not know.
+            FasterRCNNHubError: Unknown model, threshold or last-stage setting out of range, or a class the model
+                does not know.
         """
         if not 0.0 <= threshold <= 1.0:
             raise FasterRCNNHubError(f"The score threshold must lie in [0, 1], got {threshold}.")
@@ -196,13 +240,24 @@ class DetectionRunner:
         cached = run is not None
         if run is None:
             start = time.perf_counter()
-            detections = self._executor.submit(self._detect, detector, image).result()
-            run = ModelRun(detections=detections, seconds=time.perf_counter() - start, device=str(detector.device))
+            detections, candidates = self._executor.submit(self._model_call, detector, image).result()
+            run = ModelRun(
+                detections=detections, seconds=time.perf_counter() - start, device=str(detector.device),
+                candidates=candidates, settings=LastStageSettings.of(detector.model),
+            )  # fmt: skip
             with self._lock:
                 self._runs[key] = run
                 while len(self._runs) > self.cache_size:
                     self._runs.popitem(last=False)
-        kept = select_detections(run.detections, threshold, classes)
+        settings = run.settings
+        iou_threshold = settings.iou_threshold if iou_threshold is None else float(iou_threshold)
+        max_detections = settings.max_detections if max_detections is None else int(max_detections)
+        if (iou_threshold, max_detections) == (settings.iou_threshold, settings.max_detections):
+            detections = run.detections
+        else:
+            id2label = detector.model.config.id2label
+            detections = rerun_last_stage(run.candidates, settings, iou_threshold, max_detections, id2label)
+        kept = select_detections(detections, threshold, classes)
         return DemoResult(
             model=model,
             image_name=image_name,
@@ -213,11 +268,27 @@ class DetectionRunner:
             annotated=annotate_for_display(image, kept),
             run=run,
             cached=cached,
+            iou_threshold=iou_threshold,
+            max_detections=max_detections,
         )
 
+    def detect_frame(
+        self, image: Image.Image, model: str, threshold: float = 0.5, classes: Sequence[str] = ()
+    ) -> tuple[list[Detection], float]:
+        """The detections kept in one picture (a webcam frame: never cached) and the model's time in seconds."""
+        if not 0.0 <= threshold <= 1.0:
+            raise FasterRCNNHubError(f"The score threshold must lie in [0, 1], got {threshold}.")
+        detector = self.catalogue.detector(model)
+        start = time.perf_counter()
+        detections, _ = self._executor.submit(self._model_call, detector, image).result()
+        return select_detections(detections, threshold, classes), time.perf_counter() - start
+
     @staticmethod
-    def _detect(detector: Any, image: Image.Image) -> list[Detection]:
+    def _detect(detector: Any, image: Image.Image) -> tuple[list[Detection], Candidates]:
+        recorder = recorder_for(detector)
+        recorder.start()
         try:
-            return detector(image, threshold=0.0)
+            detections = detector(image, threshold=0.0)
+            return detections, recorder.take(image.size)
         finally:
             _release_free_memory()
