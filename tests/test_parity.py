@@ -20,6 +20,7 @@ from parity import assert_matches, compare_detections
 CASES = [
     "tiny_r50_fpn_coco",
     "tiny_r50_caffe_fpn_voc",
+    "tiny_cascade_r50_fpn_coco",
     "r50_fpn_1x_coco",
     "r50_caffe_c4_1x_coco",
     "r50_caffe_dc5_1x_coco",
