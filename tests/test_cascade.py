@@ -186,3 +186,13 @@ def test_unsupported_cascade_configs_are_refused_naming_the_field(name, change, 
     change(manifest["model_cfg"])
     with pytest.raises(UnsupportedArchitectureError, match=message):
         settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / f"{name}.py")))
+
+
+def test_converted_folder_says_it_is_a_cascade_model(converted_model):
+    card = (converted_model(CASE) / "README.md").read_text()
+    assert "# Cascade R-CNN ResNet-50 FPN" in card and "A Cascade R-CNN (ResNet-50, FPN)" in card
+    assert "3 cascade stages of 2 FC x 128 (training IoU 0.5/0.6/0.7)" in card
+    saved = json.loads((converted_model(CASE) / "config.json").read_text())
+    assert [stage["box_coder_stds"] for stage in saved["cascade_stages"]] == [
+        [0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]
+    ]  # fmt: skip
