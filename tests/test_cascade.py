@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import MANIFESTS, MMDET, case_images, reference, resized_image_path, write_manifest_config
+from conftest import IMAGES, MANIFESTS, MMDET, case_images, reference, resized_image_path, write_manifest_config
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
 from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
 from faster_rcnn_hub.errors import FasterRCNNHubError, InvalidConfigError, UnsupportedArchitectureError
+from isolated_python import REMOTE_DRIVER, run_isolated
 from parity import assert_matches, compare_detections
 
 CASE = "tiny_cascade_r50_fpn_coco"
@@ -196,3 +197,23 @@ def test_converted_folder_says_it_is_a_cascade_model(converted_model):
     assert [stage["box_coder_stds"] for stage in saved["cascade_stages"]] == [
         [0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]
     ]  # fmt: skip
+
+
+def test_converted_folder_runs_as_remote_code_with_mmdetection_detections(converted_model, tmp_path):
+    """Without this package: the folder's own code (cascade_roi_heads.py carried beside the modeling module) gives
+    mmdetection's detections from the original image, through the model and through `pipeline`."""
+    folder = converted_model(CASE)
+    assert (folder / "cascade_roi_heads.py").is_file()
+    image = "camera"
+    driver = tmp_path / "driver.py"
+    driver.write_text(REMOTE_DRIVER)
+    done = run_isolated(driver, str(folder), str(IMAGES / f"{image}.png"), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    remote = json.loads(done.stdout.strip().splitlines()[-1])["folders"][str(folder)]
+    expected = reference(CASE, image)
+    found = remote["model"][0]
+    comparison = compare_detections(
+        expected["boxes"], expected["scores"], expected["labels"], found["boxes"], found["scores"], found["labels"]
+    )
+    assert_matches(comparison, f"remote-code {CASE}/{image}")
+    assert [item["score"] for item in remote["pipeline"][0]] == found["scores"]
