@@ -21,6 +21,7 @@ MANIFESTS = FIXTURES / "manifests"
 CASE_SCALES = {
     "tiny_r50_fpn_coco": "1333x800",
     "tiny_r50_caffe_fpn_voc": "1000x600",
+    "tiny_cascade_r50_fpn_coco": "1333x800",
     "r50_fpn_1x_coco": "1333x800",
     "r50_caffe_c4_1x_coco": "1333x800",
     "r50_caffe_dc5_1x_coco": "1333x800",
@@ -28,6 +29,7 @@ CASE_SCALES = {
     "r18_fpn_lsj_coco": "1333x800",
     "x101_32x8d_fpn_ms_3x_coco": "1333x800",
     "r50_fpn_1x_cityscapes": "2048x1024",
+    "cascade_r50_fpn_1x_coco": "1333x800",
 }
 
 

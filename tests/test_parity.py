@@ -3,7 +3,8 @@
 The cases cover mmdetection's Faster R-CNN model zoo: FPN with ResNet-18/50 and ResNeXt-101 32x8d (BGR input,
 its own mean/std), pytorch and caffe style, C4 (shared res5 RoI head), DC5 (dilated res5, no FPN), soft-NMS in
 the box head, and COCO, Pascal VOC and Cityscapes (8 classes, 2048x1024) heads. The full-size checkpoints are
-rebuilt from their manifests' seeds and converted with the config embedded in them, as a user would.
+rebuilt from their manifests' seeds and converted with the config embedded in them, as a user would. Cascade
+R-CNN, tiny and full-size, is checked the same way (its stages one by one in test_cascade.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from parity import assert_matches, compare_detections
 CASES = [
     "tiny_r50_fpn_coco",
     "tiny_r50_caffe_fpn_voc",
+    "tiny_cascade_r50_fpn_coco",
     "r50_fpn_1x_coco",
     "r50_caffe_c4_1x_coco",
     "r50_caffe_dc5_1x_coco",
@@ -27,10 +29,17 @@ CASES = [
     "r18_fpn_lsj_coco",
     "x101_32x8d_fpn_ms_3x_coco",
     "r50_fpn_1x_cityscapes",
+    "cascade_r50_fpn_1x_coco",
 ]
+# Full-size models measured under 30 s (rebuild, conversion and forward) that are also marked slow.
+SLOW_CASES = {"cascade_r50_fpn_1x_coco"}
 PARAMS = [
     # The tiny models also make the fast job of the compatibility matrix (lowest and newest supported versions).
-    pytest.param(case, image, marks=[pytest.mark.matrix] if case.startswith("tiny") else [])
+    pytest.param(
+        case,
+        image,
+        marks=[pytest.mark.matrix] if case.startswith("tiny") else [pytest.mark.slow] if case in SLOW_CASES else [],
+    )
     for case in CASES
     for image in case_images(case)
 ]
@@ -142,7 +151,9 @@ def test_pipeline_reports_mmdetection_detections(converted_model, case, image):
     assert_pipeline_reports(found, reference(case, image), detector.model.config.id2label)
 
 
-@pytest.mark.parametrize("case", FULL_SIZE_CASES)
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, marks=[pytest.mark.slow] if case in SLOW_CASES else []) for case in FULL_SIZE_CASES]
+)
 def test_pipeline_reports_mmdetection_detections_of_full_size_models(loaded_model, case, monkeypatch):
     """`pipeline("object-detection")` from the original file, for the models whose forward takes seconds to a
     minute on a CPU.

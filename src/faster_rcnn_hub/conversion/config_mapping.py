@@ -18,6 +18,7 @@ from ..models.faster_rcnn.architecture import (
 )
 from ..zoo import ZooEntry
 
+SUPPORTED_DETECTORS = ("FasterRCNN", "CascadeRCNN")
 SUPPORTED_BACKBONES = ("ResNet", "ResNeXt")
 SUPPORTED_NECKS = ("FPN",)
 SUPPORTED_BOX_HEADS = ("Shared2FCBBoxHead", "ConvFCBBoxHead")
@@ -105,13 +106,18 @@ def settings_from_mmdet_config(config: dict[str, Any]) -> ConversionSettings:
         MMDetConfigError: the config lacks a section it needs.
     """
     model_cfg = _require_dict(config, "model")
-    _expect(_strip_scope(model_cfg.get("type")), "model.type", ("FasterRCNN",), " (only Faster R-CNN converts)")
+    _expect(
+        _strip_scope(model_cfg.get("type")),
+        "model.type",
+        SUPPORTED_DETECTORS,
+        " (Faster R-CNN and Cascade R-CNN convert)",
+    )
     notes: list[str] = []
     model: dict[str, Any] = {}
     model.update(_backbone_settings(_require_dict(config, "model.backbone")))
     model.update(_neck_settings(model_cfg.get("neck"), model))
     model.update(_rpn_settings(_require_dict(config, "model.rpn_head"), model))
-    roi_settings, num_classes = _roi_settings(_require_dict(config, "model.roi_head"), model)
+    roi_settings, num_classes = _roi_settings(_require_dict(config, "model.roi_head"), model, model_cfg)
     model.update(roi_settings)
     model.update(_test_settings(config))
     fpn_in_channels = model.pop("_fpn_in_channels")
@@ -272,8 +278,15 @@ def _box_coder(coder: dict[str, Any], path: str, means: Sequence[float], stds: S
     )
 
 
-def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    _expect(_strip_scope(roi.get("type")), "model.roi_head.type", ("StandardRoIHead",))
+def _roi_settings(roi: dict[str, Any], model: dict[str, Any], model_cfg: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    kind = _strip_scope(roi.get("type"))
+    expected_kind = "CascadeRoIHead" if _strip_scope(model_cfg.get("type")) == "CascadeRCNN" else "StandardRoIHead"
+    _expect(kind, "model.roi_head.type", (expected_kind,), f" for a {model_cfg.get('type')}")
+    if roi.get("mask_head") is not None or roi.get("mask_roi_extractor") is not None:
+        raise UnsupportedArchitectureError(
+            "`model.roi_head.mask_head` (Mask R-CNN, Cascade Mask R-CNN) is not supported yet: only box detectors "
+            "convert."
+        )
     extractor = roi.get("bbox_roi_extractor") or {}
     _expect(_strip_scope(extractor.get("type")), "model.roi_head.bbox_roi_extractor.type", ("SingleRoIExtractor",))
     layer = extractor.get("roi_layer") or {}
@@ -285,7 +298,12 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str,
         if len(set(output_size)) != 1:
             raise UnsupportedArchitectureError(f"Non-square RoIAlign output_size {output_size} is not supported.")
         output_size = output_size[0]
-    head = roi.get("bbox_head") or {}
+    cascade: dict[str, Any] = {}
+    if kind == "CascadeRoIHead":
+        cascade = _cascade_settings(roi, model, model_cfg, output_size)
+        head = roi["bbox_head"][-1]
+    else:
+        head = roi.get("bbox_head") or {}
     if roi.get("shared_head") is not None:
         settings = _shared_res5_settings(roi["shared_head"], head, model, output_size)
     else:
@@ -311,9 +329,73 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any]) -> tuple[dict[str,
             "reg_class_agnostic": bool(head.get("reg_class_agnostic", False)),
             "box_coder_means": coder[0],
             "box_coder_stds": coder[1],
+            **cascade,
         }
     )
     return settings, num_classes
+
+
+def _cascade_settings(
+    roi: dict[str, Any], model: dict[str, Any], model_cfg: dict[str, Any], output_size: int
+) -> dict[str, Any]:
+    """`cascade_stages` from a `CascadeRoIHead`: each stage's coder stds, training IoU threshold and loss weight.
+
+    The stages must share one box-head layout, class count and coder means (one `FasterRCNNConfig` field each), and
+    regress class-agnostic boxes, as every mmdetection Cascade R-CNN config has them.
+    """
+    heads = roi.get("bbox_head")
+    num_stages = roi.get("num_stages")
+    if not isinstance(num_stages, int) or num_stages < 1:
+        raise MMDetConfigError(f"`model.roi_head.num_stages` must be a positive integer, got {num_stages!r}.")
+    if not isinstance(heads, (list, tuple)) or len(heads) != num_stages or not all(isinstance(h, dict) for h in heads):
+        raise MMDetConfigError(
+            f"`model.roi_head.bbox_head` must be a list of {num_stages} box heads (num_stages), got {heads!r}."
+        )
+    weights = _numbers(roi.get("stage_loss_weights"), "model.roi_head.stage_loss_weights")
+    if len(weights) != num_stages:
+        raise MMDetConfigError(f"`model.roi_head.stage_loss_weights` must have {num_stages} entries, got {weights}.")
+    thresholds = _cascade_iou_thresholds(model_cfg, num_stages)
+    stages, layouts = [], []
+    for index, head in enumerate(heads):
+        path = f"model.roi_head.bbox_head.{index}"
+        if _strip_scope(head.get("type")) in SHARED_HEAD_BOX_HEADS or roi.get("shared_head") is not None:
+            raise UnsupportedArchitectureError("Cascade R-CNN with a shared res5 head (C4) is not supported.")
+        layouts.append(_fc_box_head_settings(head, model, output_size))
+        if head.get("reg_class_agnostic", False) is not True:
+            raise UnsupportedArchitectureError(
+                f"`{path}.reg_class_agnostic` must be True: only class-agnostic cascade stages are supported."
+            )
+        if (head.get("loss_cls") or {}).get("use_sigmoid", False):
+            raise UnsupportedArchitectureError(f"`{path}` is sigmoid-classified; only softmax box heads are supported.")
+        means, stds = _box_coder(head.get("bbox_coder") or {}, f"{path}.bbox_coder", (0.0,) * 4, (0.1, 0.1, 0.2, 0.2))
+        layouts[-1] = {**layouts[-1], "num_classes": head.get("num_classes"), "box_coder_means": means}
+        stages.append({"box_coder_stds": stds, "iou_threshold": thresholds[index], "loss_weight": weights[index]})
+    if any(layout != layouts[0] for layout in layouts):
+        raise UnsupportedArchitectureError(
+            "The cascade stages' box heads differ in layout, class count or coder means "
+            f"({layouts}); only stages that share them are supported."
+        )
+    return {"cascade_stages": stages}
+
+
+def _cascade_iou_thresholds(model_cfg: dict[str, Any], num_stages: int) -> list[float]:
+    # Each stage trains on RoIs its own `train_cfg.rcnn[s].assigner.pos_iou_thr` calls positive.
+    rcnn = _section(model_cfg, "train_cfg.rcnn")
+    if rcnn is None:
+        raise MMDetConfigError(
+            "A Cascade R-CNN config needs `model.train_cfg.rcnn`, one assigner per stage (their IoU thresholds)."
+        )
+    if not isinstance(rcnn, (list, tuple)) or len(rcnn) != num_stages:
+        raise MMDetConfigError(f"`model.train_cfg.rcnn` must be a list of {num_stages} stage settings, got {rcnn!r}.")
+    thresholds = []
+    for index, stage in enumerate(rcnn):
+        value = _section(stage, "assigner.pos_iou_thr") if isinstance(stage, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise MMDetConfigError(
+                f"`model.train_cfg.rcnn.{index}.assigner.pos_iou_thr` must be a number, got {value!r}."
+            )
+        thresholds.append(float(value))
+    return thresholds
 
 
 def _fc_box_head_settings(head: dict[str, Any], model: dict[str, Any], output_size: int) -> dict[str, Any]:

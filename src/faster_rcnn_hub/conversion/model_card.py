@@ -72,8 +72,20 @@ def _neck_description(config: FasterRCNNConfig) -> str:
     return f"none: the heads read the backbone's stride-{config.backbone_out_strides[0]} map ({config.feature_channels} channels)"
 
 
+def detector_name(config: FasterRCNNConfig) -> str:
+    """mmdetection's name for the detector: Cascade R-CNN when the config has cascade stages."""
+    return "Cascade R-CNN" if config.cascade_stages is not None else "Faster R-CNN"
+
+
 def _roi_head_description(config: FasterRCNNConfig) -> str:
     pooled = f"RoIAlign {config.roi_output_size}x{config.roi_output_size}"
+    if config.cascade_stages is not None:
+        thresholds = "/".join(str(stage["iou_threshold"]) for stage in config.cascade_stages)
+        return (
+            f"{pooled}, {config.num_cascade_stages} cascade stages of {config.box_head_num_fcs} FC x "
+            f"{config.box_head_fc_channels} (training IoU {thresholds}), each refining the next stage's boxes; "
+            "class scores from the mean of the stages' logits"
+        )
     if config.roi_head_type == "shared_res5":
         return f"{pooled}, shared res5 stage (stride {config.shared_res5_stride}), average pooling"
     return f"{pooled}, {config.box_head_num_fcs} FC x {config.box_head_fc_channels}"
@@ -145,7 +157,8 @@ def render_model_card(
     title_name = zoo_entry.name if zoo_entry else (source.get("checkpoint") or "converted")
     return _template().substitute(
         metadata=card_metadata(config, zoo_entry).to_yaml(),
-        title=f"Faster R-CNN {_backbone_name(config)} {config.layout_name} ({title_name})",
+        detector=detector_name(config),
+        title=f"{detector_name(config)} {_backbone_name(config)} {config.layout_name} ({title_name})",
         backbone_name=_backbone_name(config),
         layout=config.layout_name,
         num_classes=config.num_classes,

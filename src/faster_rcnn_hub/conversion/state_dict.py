@@ -44,6 +44,10 @@ KEY_RULES: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"roi_head\.shared_head\.layer4\.(\d+)\.((?:conv|bn)\d)\.(\w+)"),
         r"roi_heads.box_head.res5.\1.\2.\3",
     ),
+    # Cascade R-CNN: mmdetection's `bbox_head.<stage>`, our `stages.<stage>`.
+    (re.compile(r"roi_head\.bbox_head\.(\d+)\.shared_fcs\.(\d+)\.(\w+)"), r"roi_heads.stages.\1.box_head.fcs.\2.\3"),
+    (re.compile(r"roi_head\.bbox_head\.(\d+)\.fc_cls\.(\w+)"), r"roi_heads.stages.\1.box_predictor.cls_score.\2"),
+    (re.compile(r"roi_head\.bbox_head\.(\d+)\.fc_reg\.(\w+)"), r"roi_heads.stages.\1.box_predictor.bbox_pred.\2"),
     (re.compile(r"roi_head\.bbox_head\.shared_fcs\.(\d+)\.(\w+)"), r"roi_heads.box_head.fcs.\1.\2"),
     (re.compile(r"roi_head\.bbox_head\.fc_cls\.(\w+)"), r"roi_heads.box_predictor.cls_score.\1"),
     (re.compile(r"roi_head\.bbox_head\.fc_reg\.(\w+)"), r"roi_heads.box_predictor.bbox_pred.\1"),

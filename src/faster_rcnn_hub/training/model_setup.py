@@ -27,6 +27,19 @@ class StartingPoint:
     notes: list[str] = field(default_factory=list)
 
 
+def refuse_cascade(config: FasterRCNNConfig, what: str) -> None:
+    """Refuse, before any work, to train a Cascade R-CNN: its stage losses are not implemented yet.
+
+    Raises:
+        FasterRCNNHubError: `config` has `cascade_stages`.
+    """
+    if config.cascade_stages is not None:
+        raise FasterRCNNHubError(
+            f"{what} is a Cascade R-CNN ({config.num_cascade_stages} box stages); training cascade models is not "
+            "supported yet (inference is). Train a Faster R-CNN instead: a model or config without cascade_stages."
+        )
+
+
 def _labels(class_names: Sequence[str]) -> dict[int, str]:
     return {index: name for index, name in enumerate(class_names)}
 
@@ -45,6 +58,7 @@ def model_for_finetuning(model_dir: str | os.PathLike, class_names: Sequence[str
             f"{model_dir} is not a model folder (no config.json); convert an mmdetection checkpoint first with "
             "faster-rcnn-hub convert."
         )
+    refuse_cascade(FasterRCNNConfig.from_pretrained(str(model_dir)), str(model_dir))
     pretrained = FasterRCNNForObjectDetection.from_pretrained(str(model_dir))
     processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
     old_names = [pretrained.config.id2label[index] for index in range(pretrained.config.num_classes)]
@@ -78,6 +92,7 @@ def new_model(
     config: FasterRCNNConfig, class_names: Sequence[str], processor: FasterRCNNImageProcessor, seed: int
 ) -> StartingPoint:
     """A randomly initialised model (mmdetection's initialisation, seeded) for `class_names`."""
+    refuse_cascade(config, "this config")
     config = FasterRCNNConfig.from_dict(config.to_dict())
     config.id2label = _labels(class_names)
     config.label2id = {name: index for index, name in config.id2label.items()}

@@ -24,12 +24,16 @@ SOFT_NMS_METHODS = ("linear", "gaussian", "naive")
 # Where the RoI head's boxes come from: the model's own RPN (Faster R-CNN), or boxes passed to `forward` as
 # `proposals` (Fast R-CNN: a model trained on them has an untrained RPN).
 PROPOSAL_SOURCES = ("rpn", "external")
+# What each entry of a Cascade R-CNN's `cascade_stages` holds: the stage's box-coder stds, its training IoU
+# threshold and its loss weight.
+CASCADE_STAGE_KEYS = ("box_coder_stds", "iou_threshold", "loss_weight")
 # The residual stage the C4 box head runs on every RoI (mmdetection's `ResLayer` with `stage=3`).
 SHARED_RES5_STAGE = 3
 
 __all__ = [
     "BACKBONE_STYLES",
     "BLOCK_EXPANSION",
+    "CASCADE_STAGE_KEYS",
     "NECK_TYPES",
     "NMS_TYPES",
     "PROPOSAL_SOURCES",

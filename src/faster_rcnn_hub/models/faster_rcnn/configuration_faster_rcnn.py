@@ -16,6 +16,7 @@ except ImportError:  # transformers 4.x spells it PretrainedConfig
 from .architecture import (
     BACKBONE_STYLES,
     BLOCK_EXPANSION,
+    CASCADE_STAGE_KEYS,
     NECK_TYPES,
     NMS_TYPES,
     PROPOSAL_SOURCES,
@@ -76,6 +77,7 @@ FIELD_DEFAULTS: dict[str, Any] = {
     "rcnn_soft_nms_min_score": 1e-3,
     "rcnn_max_per_img": 100,
     "proposal_source": "rpn",
+    "cascade_stages": None,
     "source": None,
     "train_cfg": None,
 }
@@ -189,6 +191,15 @@ class FasterRCNNConfig(PreTrainedConfig):
             Where the RoI head's boxes come from: `"rpn"` (Faster R-CNN; `forward` may still be given
             `proposals`), or `"external"` for a Fast R-CNN trained on proposals from outside (selective search, another
             detector), whose RPN is untrained: `forward` then requires `proposals`.
+        cascade_stages (`list[dict]`, *optional*):
+            Makes the model a Cascade R-CNN: one entry per box stage, in order, each with `box_coder_stds` (the
+            stage's delta-coder standard deviations, 4 numbers), `iou_threshold` (the IoU from which a RoI is a
+            positive when the stage is trained, mmdetection's `pos_iou_thr`) and `loss_weight` (mmdetection's
+            `stage_loss_weights` entry). Each stage has its own box head (`box_head_num_fcs` layers of
+            `box_head_fc_channels`) and class-agnostic box predictor (`reg_class_agnostic` must be true); every stage
+            but the last refines the boxes the next stage pools, and the detections take the mean of all stages'
+            class logits and the last stage's boxes. `box_coder_stds` is then not used. `None` (the default): one
+            box stage, Faster R-CNN. Cascade models run inference only; training them is not supported yet.
         source (`dict`, *optional*):
             Where the weights came from (checkpoint file, config name, SHA-256), recorded by the converter.
         train_cfg (`dict`, *optional*):
@@ -298,6 +309,11 @@ class FasterRCNNConfig(PreTrainedConfig):
         return (self.roi_output_size - 1) // self.shared_res5_stride + 1
 
     @property
+    def num_cascade_stages(self) -> int:
+        """Number of box stages of a Cascade R-CNN (`cascade_stages`), 0 for a single-stage box head."""
+        return len(self.cascade_stages) if self.cascade_stages is not None else 0
+
+    @property
     def num_anchors_per_location(self) -> int:
         return len(self.anchor_scales) * len(self.anchor_ratios)
 
@@ -313,6 +329,8 @@ class FasterRCNNConfig(PreTrainedConfig):
             _check_number_list(self, name, length=4)
         for name in ("rpn_box_coder_stds", "box_coder_stds"):
             _check_number_list(self, name, length=4, minimum=0.0)
+        if self.cascade_stages is not None:
+            self._validate_cascade()
         if self.source is not None and not isinstance(self.source, dict):
             raise InvalidConfigError(f"source must be a mapping or null, got {type(self.source).__name__}.")
         TrainingSettings.from_mapping(self.train_cfg)
@@ -418,6 +436,43 @@ class FasterRCNNConfig(PreTrainedConfig):
             )
         if self.neck_type != "none":
             raise InvalidConfigError("roi_head_type='shared_res5' reads the C4 feature map: use neck_type='none'.")
+
+
+    def _validate_cascade(self) -> None:
+        # Each stage is a dict with exactly the keys below; the stages share one box-head layout (as every
+        # mmdetection Cascade R-CNN config has them), and their regression is class-agnostic, which is what lets a
+        # stage refine a RoI without knowing its class.
+        stages = self.cascade_stages
+        if not isinstance(stages, (list, tuple)) or not stages:
+            raise InvalidConfigError(
+                f"cascade_stages must be a non-empty list of stages or null, got {_describe(stages)}."
+            )
+        for index, stage in enumerate(stages):
+            name = f"cascade_stages[{index}]"
+            if not isinstance(stage, dict) or set(stage) != set(CASCADE_STAGE_KEYS):
+                found = sorted(stage) if isinstance(stage, dict) else _describe(stage)
+                raise InvalidConfigError(f"{name} must be a mapping with keys {list(CASCADE_STAGE_KEYS)}, got {found}.")
+            stds = stage["box_coder_stds"]
+            if (
+                not isinstance(stds, (list, tuple))
+                or len(stds) != 4
+                or not all(_is_number(item) and item > 0 for item in stds)
+            ):
+                raise InvalidConfigError(f"{name}.box_coder_stds must be 4 positive numbers, got {stds!r}.")
+            for key in ("iou_threshold", "loss_weight"):
+                value = stage[key]
+                if not _is_number(value) or value < 0 or (key == "iou_threshold" and value > 1):
+                    bounds = "[0, 1]" if key == "iou_threshold" else "a number >= 0"
+                    raise InvalidConfigError(f"{name}.{key} must be {bounds}, got {_describe(value)}.")
+        if self.roi_head_type != "fc":
+            raise InvalidConfigError(
+                f"cascade_stages needs roi_head_type='fc' (fully connected stage heads), got {self.roi_head_type!r}."
+            )
+        if not self.reg_class_agnostic:
+            raise InvalidConfigError(
+                "cascade_stages needs reg_class_agnostic=true: each stage refines a RoI with one class-agnostic box, "
+                "as mmdetection's Cascade R-CNN does."
+            )
 
 
 def _describe(value: Any) -> str:

@@ -21,12 +21,13 @@ except ImportError:
 
 from .backbone import BasicBlock, Bottleneck, ResNetBackbone, freeze_backbone_stages
 from .batching import check_padded_sizes, crop_to_batch_padding, group_by_padded_size, run_in_groups
+from .cascade_roi_heads import CascadeRoIHeads
 from .configuration_faster_rcnn import FasterRCNNConfig
 from .errors import InvalidConfigError, InvalidImageError, NonFiniteFeaturesError, WeightsMismatchError
 from .external_proposals import check_proposals
 from .fpn import FeaturePyramidNetwork
 from .fused_inference import FusedInferenceMixin, float32_precision_of_forward
-from .roi_heads import RoIHeads
+from .roi_heads import BoxPredictor, RoIHeads
 from .rpn import RegionProposalNetwork
 
 # transformers 4.57 and 5.0 copy into their module cache only the files that an entry module (this one, the
@@ -234,11 +235,12 @@ class FasterRCNNPreTrainedModel(PreTrainedModel):
                 for conv in (module.head.conv, module.head.objectness, module.head.box_deltas):
                     init.normal_(conv.weight, mean=0.0, std=0.01)
                     init.zeros_(conv.bias)
-            elif isinstance(module, RoIHeads):
-                init.normal_(module.box_predictor.cls_score.weight, mean=0.0, std=0.01)
-                init.normal_(module.box_predictor.bbox_pred.weight, mean=0.0, std=0.001)
-                init.zeros_(module.box_predictor.cls_score.bias)
-                init.zeros_(module.box_predictor.bbox_pred.bias)
+            elif isinstance(module, BoxPredictor):
+                # Every box predictor: the single head's, or each cascade stage's.
+                init.normal_(module.cls_score.weight, mean=0.0, std=0.01)
+                init.normal_(module.bbox_pred.weight, mean=0.0, std=0.001)
+                init.zeros_(module.cls_score.bias)
+                init.zeros_(module.bbox_pred.bias)
 
 
 class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
@@ -269,7 +271,7 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             # Single-map models (C4, DC5): the backbone's one output goes straight to the RPN and the RoI head.
             self.fpn = nn.Identity()
         self.rpn = RegionProposalNetwork(config)
-        self.roi_heads = RoIHeads(config)
+        self.roi_heads = CascadeRoIHeads(config) if config.cascade_stages is not None else RoIHeads(config)
         self.post_init()
         freeze_backbone_stages(self.backbone, config.backbone_frozen_stages)
 
@@ -356,6 +358,11 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             raise TypeError(
                 f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
                 "it takes pixel_values, image_sizes, original_sizes, padded_sizes, labels and proposals."
+            )
+        if labels is not None and self.config.cascade_stages is not None:
+            raise InvalidConfigError(
+                "Training a Cascade R-CNN (config.cascade_stages) is not supported yet: this model runs inference "
+                "only. Call it without labels, or train a Faster R-CNN (a config without cascade_stages)."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)

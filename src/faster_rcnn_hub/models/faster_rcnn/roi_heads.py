@@ -72,12 +72,7 @@ class RoIHeads(nn.Module):
             config.roi_aligned,
             config.roi_finest_scale,
         )
-        if config.roi_head_type == "shared_res5":
-            self.box_head = SharedRes5Head(config)
-        else:
-            in_features = config.feature_channels * config.roi_output_size**2
-            self.box_head = BoxHead(in_features, config.box_head_fc_channels, config.box_head_num_fcs)
-        self.box_predictor = BoxPredictor(self.box_head.out_features, config.num_classes, config.reg_class_agnostic)
+        self.build_box_branch(config)
         self.box_coder = DeltaXYWHBoxCoder(config.box_coder_means, config.box_coder_stds)
         self.num_classes = config.num_classes
         self.class_agnostic = config.reg_class_agnostic
@@ -96,6 +91,16 @@ class RoIHeads(nn.Module):
             )
         else:
             self.class_nms = partial(batched_nms, iou_threshold=config.rcnn_nms_iou_threshold)
+
+    def build_box_branch(self, config: FasterRCNNConfig) -> None:
+        """The layers between the pooled RoI features and the class logits and box deltas (`box_head`,
+        `box_predictor`); a Cascade R-CNN builds one set per stage instead (`cascade_roi_heads.py`)."""
+        if config.roi_head_type == "shared_res5":
+            self.box_head = SharedRes5Head(config)
+        else:
+            in_features = fc_box_head_in_features(config)
+            self.box_head = BoxHead(in_features, config.box_head_fc_channels, config.box_head_num_fcs)
+        self.box_predictor = BoxPredictor(self.box_head.out_features, config.num_classes, config.reg_class_agnostic)
 
     def forward(
         self,
@@ -173,6 +178,11 @@ class RoIHeads(nn.Module):
         keep, kept_scores = self.class_nms(boxes, scores, labels)
         keep = keep[: self.max_per_img]
         return Detections(boxes=boxes[keep], scores=kept_scores[: self.max_per_img], labels=labels[keep])
+
+
+def fc_box_head_in_features(config: FasterRCNNConfig) -> int:
+    """Inputs of the first fully connected layer: the flattened RoIAlign output."""
+    return config.feature_channels * config.roi_output_size**2
 
 
 def _inverse_scale_factors(image_size: tuple[int, int], original_size: tuple[int, int]) -> list[float]:
