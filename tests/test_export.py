@@ -126,6 +126,18 @@ def test_soft_nms_and_bad_settings_are_refused_and_nothing_is_written(converted_
     assert [path.name for path in tmp_path.iterdir()] == ["soft"]
 
 
+def test_cascade_models_are_refused_naming_the_setting(tmp_path):
+    from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNHubError, export
+
+    stage = {"box_coder_stds": [0.1, 0.1, 0.2, 0.2], "iou_threshold": 0.5, "loss_weight": 1.0}
+    FasterRCNNConfig(cascade_stages=[stage, stage], reg_class_agnostic=True, num_classes=3).save_pretrained(
+        tmp_path / "cascade"
+    )
+    with pytest.raises(FasterRCNNHubError, match="cascade_stages has 2 stages"):
+        export(tmp_path / "cascade", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_never_overwrites_an_existing_output(converted_model, tmp_path):
     from faster_rcnn_hub import FasterRCNNHubError, export
 
