@@ -1,0 +1,102 @@
+"""INT8 export: the bundled default model quantized on synthetic training images runs on the runtime unchanged,
+its convolutions are quantized, its detections stay close to the float32 export's; bad requests are refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+# Detections above this score are compared (the ones a user sees with the default threshold).
+SHOWN_SCORE = 0.5
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Float32 and INT8 exports of the bundled model, the INT8 one calibrated on 8 training-seed images, and
+    held-out-seed images to compare them on."""
+    from faster_rcnn_hub import export
+    from faster_rcnn_hub.data.synthetic import write_dataset
+    from faster_rcnn_hub.training.default_recipe import HELD_OUT_SEED, TRAIN_SEED
+
+    work = tmp_path_factory.mktemp("int8")
+    training = write_dataset(work / "train", 8, TRAIN_SEED)
+    held_out = write_dataset(work / "held-out", 6, HELD_OUT_SEED)
+    return {
+        "float32": export(None, work / "float32"),
+        "int8": export(None, work / "int8", quantize="int8", calibration_images=training / "images"),
+        "images": sorted((held_out / "images").iterdir()),
+    }
+
+
+def _iou(box: list[float], others: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(box[0], others[:, 0])
+    y1 = np.maximum(box[1], others[:, 1])
+    x2 = np.minimum(box[2], others[:, 2])
+    y2 = np.minimum(box[3], others[:, 3])
+    intersection = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return intersection / (area + areas - intersection)
+
+
+def test_int8_export_has_quantized_convolutions_and_says_so(exports):
+    model = onnx.load(str(exports["int8"] / "model.onnx"))
+    produced_by = {output: node for node in model.graph.node for output in node.output}
+    convolutions = [node for node in model.graph.node if node.op_type == "Conv"]
+    # QDQ: each quantized convolution reads its activation and its weights through DequantizeLinear.
+    quantized = [
+        node for node in convolutions
+        if all(name in produced_by and produced_by[name].op_type == "DequantizeLinear" for name in node.input[:2])
+    ]  # fmt: skip
+    assert len(quantized) == len(convolutions) > 10, (len(quantized), len(convolutions))
+    # RoiAlign and the box head's fully connected layers stay float32.
+    assert not [node for node in model.graph.node if node.op_type in ("QLinearMatMul", "MatMulInteger")]
+    metadata = json.loads((exports["int8"] / "export.json").read_text())
+    assert metadata["precision"] == "int8" and metadata["calibration_images"] == 8
+    assert json.loads((exports["float32"] / "export.json").read_text())["precision"] == "float32"
+
+
+def test_int8_detections_stay_close_to_float32(exports):
+    from faster_rcnn_hub.runtime import OnnxDetector
+
+    float_detector = OnnxDetector(exports["float32"])
+    int8_detector = OnnxDetector(exports["int8"])
+    reference_count = matched = int8_count = 0
+    for image in exports["images"]:
+        reference = float_detector.detect(image, threshold=SHOWN_SCORE)
+        quantized = int8_detector.detect(image, threshold=SHOWN_SCORE)
+        reference_count += len(reference)
+        int8_count += len(quantized)
+        for detection in reference:
+            same_label = [other for other in quantized if other["label_id"] == detection["label_id"]]
+            if same_label and _iou(detection["box"], np.asarray([d["box"] for d in same_label])).max() >= 0.9:
+                matched += 1
+    assert reference_count >= 10, f"the test needs detections to compare, got {reference_count}"
+    assert matched >= 0.9 * reference_count, f"{matched} of {reference_count} float32 detections matched at IoU 0.9"
+    assert abs(int8_count - reference_count) <= 0.1 * reference_count, (int8_count, reference_count)
+
+
+def test_int8_requests_that_cannot_run_are_refused_and_nothing_is_written(tmp_path, capsys):
+    from faster_rcnn_hub.cli.main import main
+
+    output = tmp_path / "out"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    refusals = {
+        ("--quantize", "int8"): "--quantize int8 needs --calibration-images DIR",
+        ("--quantize", "int8", "--calibration-images", str(empty)): f"{empty} holds no images",
+        ("--quantize", "int8", "--calibration-images", str(tmp_path / "missing")): "is not a folder",
+        ("--calibration-images", str(empty)): "only used with --quantize int8",
+        ("--format", "openvino", "--quantize", "int8", "--calibration-images", str(empty)): "--format onnx only",
+    }
+    for arguments, message in refusals.items():
+        assert main(["export", "default", str(output), *arguments]) == 2, arguments
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, error
+        assert not output.exists()
