@@ -4,6 +4,7 @@ its convolutions are quantized, its detections stay close to the float32 export'
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,24 +14,6 @@ onnx = pytest.importorskip("onnx")
 
 # Detections above this score are compared (the ones a user sees with the default threshold).
 SHOWN_SCORE = 0.5
-
-
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Float32 and INT8 exports of the bundled model, the INT8 one calibrated on 8 training-seed images, and
-    held-out-seed images to compare them on."""
-    from faster_rcnn_hub import export
-    from faster_rcnn_hub.data.synthetic import write_dataset
-    from faster_rcnn_hub.training.default_recipe import HELD_OUT_SEED, TRAIN_SEED
-
-    work = tmp_path_factory.mktemp("int8")
-    training = write_dataset(work / "train", 8, TRAIN_SEED)
-    held_out = write_dataset(work / "held-out", 6, HELD_OUT_SEED)
-    return {
-        "float32": export(None, work / "float32"),
-        "int8": export(None, work / "int8", quantize="int8", calibration_images=training / "images"),
-        "images": sorted((held_out / "images").iterdir()),
-    }
 
 
 def _iou(box: list[float], others: np.ndarray) -> np.ndarray:
@@ -44,8 +27,8 @@ def _iou(box: list[float], others: np.ndarray) -> np.ndarray:
     return intersection / (area + areas - intersection)
 
 
-def test_int8_export_has_quantized_convolutions_and_says_so(exports):
-    model = onnx.load(str(exports["int8"] / "model.onnx"))
+def test_int8_export_has_quantized_convolutions_and_says_so(default_model_exports):
+    model = onnx.load(str(default_model_exports["int8"] / "model.onnx"))
     produced_by = {output: node for node in model.graph.node for output in node.output}
     convolutions = [node for node in model.graph.node if node.op_type == "Conv"]
     # QDQ: each quantized convolution reads its activation and its weights through DequantizeLinear.
@@ -56,18 +39,18 @@ def test_int8_export_has_quantized_convolutions_and_says_so(exports):
     assert len(quantized) == len(convolutions) > 10, (len(quantized), len(convolutions))
     # RoiAlign and the box head's fully connected layers stay float32.
     assert not [node for node in model.graph.node if node.op_type in ("QLinearMatMul", "MatMulInteger")]
-    metadata = json.loads((exports["int8"] / "export.json").read_text())
+    metadata = json.loads((default_model_exports["int8"] / "export.json").read_text())
     assert metadata["precision"] == "int8" and metadata["calibration_images"] == 8
-    assert json.loads((exports["float32"] / "export.json").read_text())["precision"] == "float32"
+    assert json.loads((default_model_exports["float32"] / "export.json").read_text())["precision"] == "float32"
 
 
-def test_int8_detections_stay_close_to_float32(exports):
+def test_int8_detections_stay_close_to_float32(default_model_exports):
     from faster_rcnn_hub.runtime import OnnxDetector
 
-    float_detector = OnnxDetector(exports["float32"])
-    int8_detector = OnnxDetector(exports["int8"])
+    float_detector = OnnxDetector(default_model_exports["float32"])
+    int8_detector = OnnxDetector(default_model_exports["int8"])
     reference_count = matched = int8_count = 0
-    for image in exports["images"]:
+    for image in default_model_exports["images"]:
         reference = float_detector.detect(image, threshold=SHOWN_SCORE)
         quantized = int8_detector.detect(image, threshold=SHOWN_SCORE)
         reference_count += len(reference)
@@ -100,3 +83,38 @@ def test_int8_requests_that_cannot_run_are_refused_and_nothing_is_written(tmp_pa
         error = capsys.readouterr().err
         assert message in error and len(error.strip().splitlines()) == 1, error
         assert not output.exists()
+
+
+def test_predict_with_an_exported_backend_writes_the_runtime_detections(default_model_exports, tmp_path, capsys):
+    from faster_rcnn_hub.cli.main import main
+    from faster_rcnn_hub.prediction.records import read_records
+    from faster_rcnn_hub.runtime import OnnxDetector
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in default_model_exports["images"][:3]:
+        (images / path.name).write_bytes(path.read_bytes())
+    output = tmp_path / "out.jsonl"
+    for folder in ("float32", "int8"):
+        arguments = ["predict", "--images", str(images), "--output", str(output), "--no-progress", "--num-workers", "0"]
+        assert main([*arguments, "--backend", "onnxruntime", "--model", str(default_model_exports[folder])]) == 0
+        detector = OnnxDetector(default_model_exports[folder])
+        records = {Path(record["path"]).name: record for record in read_records(output)}
+        assert sorted(records) == sorted(path.name for path in images.iterdir())
+        for name, record in records.items():
+            expected = detector.detect(images / name, threshold=0.5)
+            assert [(d["label_id"], round(d["score"], 4)) for d in record["detections"]] == [
+                (d["label_id"], round(d["score"], 4)) for d in expected
+            ], name
+        assert any(record["detections"] for record in records.values()), "the test needs detections to compare"
+        output.unlink()
+    capsys.readouterr()
+    # An export folder needs --model; a converted (PyTorch) folder is not an export folder.
+    assert main(["predict", "--images", str(images), "--output", str(output), "--backend", "onnxruntime"]) == 2
+    assert "--backend onnxruntime runs an export folder" in capsys.readouterr().err
+    from faster_rcnn_hub.default_model import default_model_dir
+
+    assert main(["predict", "--images", str(images), "--output", str(output), "--backend", "openvino",
+                 "--model", str(default_model_dir())]) == 2  # fmt: skip
+    assert "not an exported model folder" in capsys.readouterr().err
+    assert not output.exists()
