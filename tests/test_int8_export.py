@@ -29,6 +29,8 @@ def _iou(box: list[float], others: np.ndarray) -> np.ndarray:
 
 def test_int8_export_has_quantized_convolutions_and_says_so(default_model_exports):
     model = onnx.load(str(default_model_exports["int8"] / "model.onnx"))
+    onnx.checker.check_model(model)
+    assert all(node.domain in ("", "ai.onnx") for node in model.graph.node), "custom operators in the graph"
     produced_by = {output: node for node in model.graph.node for output in node.output}
     convolutions = [node for node in model.graph.node if node.op_type == "Conv"]
     # QDQ: each quantized convolution reads its activation and its weights through DequantizeLinear.

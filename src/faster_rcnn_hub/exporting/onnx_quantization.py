@@ -7,6 +7,7 @@ box decoding and both NMS stay float32, so the detection logic is the float mode
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,18 +108,25 @@ def quantize_onnx(
         ) from error
     images = calibration_images(calibration, limit)
     reader = _CalibrationReader(images, Preprocessor(preprocessor_settings))
-    quantize_static(
-        str(float_model),
-        str(output),
-        reader,
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=QUANTIZED_OP_TYPES,
-        per_channel=True,
-        # Unsigned activations and signed weights: the pairing ONNX Runtime's x86 integer kernels run fastest.
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-    )
+    # quantize_static advises ONNX Runtime's shape-inference pre-processing on the root logger; the graph's shapes
+    # are dynamic by design and every convolution is quantized without it (tests/test_int8_export.py checks).
+    advice = _DropMessages("pre-processing before quantization")
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_static(
+            str(float_model),
+            str(output),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=QUANTIZED_OP_TYPES,
+            per_channel=True,
+            # Unsigned activations, signed weights: ONNX Runtime's recommended pairing on x86 CPUs (U8S8).
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    finally:
+        logging.getLogger().removeFilter(advice)
     return {
         "quantization": "int8",
         "quantized_op_types": QUANTIZED_OP_TYPES,
@@ -127,6 +135,15 @@ def quantize_onnx(
         "calibration_images": len(images),
         "calibration_method": "MinMax",
     }
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 __all__ = [
