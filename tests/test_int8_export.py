@@ -39,8 +39,14 @@ def test_int8_export_has_quantized_convolutions_and_says_so(default_model_export
         if all(name in produced_by and produced_by[name].op_type == "DequantizeLinear" for name in node.input[:2])
     ]  # fmt: skip
     assert len(quantized) == len(convolutions) > 10, (len(quantized), len(convolutions))
-    # RoiAlign and the box head's fully connected layers stay float32.
-    assert not [node for node in model.graph.node if node.op_type in ("QLinearMatMul", "MatMulInteger")]
+    # The box head's fully connected layers stay float32: neither their weights nor their inputs are dequantized.
+    float_nodes = [node for node in model.graph.node if node.op_type in ("Gemm", "MatMul")]
+    assert float_nodes, "the graph should hold the box head"
+    dequantized = [
+        node.name for node in float_nodes
+        if any(name in produced_by and produced_by[name].op_type == "DequantizeLinear" for name in node.input)
+    ]  # fmt: skip
+    assert not dequantized, dequantized
     metadata = json.loads((default_model_exports["int8"] / "export.json").read_text())
     assert metadata["precision"] == "int8" and metadata["calibration_images"] == 8
     assert json.loads((default_model_exports["float32"] / "export.json").read_text())["precision"] == "float32"
