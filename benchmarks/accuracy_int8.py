@@ -6,8 +6,7 @@ Data, drawn with the default recipe's settings (training/default_recipe.py): the
 (`HELD_OUT_IMAGES` images, seed `HELD_OUT_SEED`) is evaluated; the INT8 model is calibrated on the first 32 images
 of the *training* split (seed `TRAIN_SEED`), never on the held-out one. Both exports run on ONNX Runtime through
 the torch-free runtime (`OnnxDetector`: its NumPy/OpenCV preprocessing), every detection the graph keeps, scored
-by the package's evaluation code (`coco_box_metrics`, pycocotools). The PyTorch model's AP on the same images is
-printed too, as the reference the float32 export must equal.
+as `faster-rcnn-hub evaluate --backend onnxruntime` scores them (`exported_coco_results`, `coco_box_metrics`).
 """
 
 from __future__ import annotations
@@ -21,29 +20,12 @@ from typing import Any
 
 from faster_rcnn_hub import export
 from faster_rcnn_hub.data.synthetic import write_dataset
-from faster_rcnn_hub.evaluation import coco_box_metrics
+from faster_rcnn_hub.evaluation import coco_box_metrics, exported_coco_results
 from faster_rcnn_hub.runtime import OnnxDetector
-from faster_rcnn_hub.training.data import read_coco_file
+from faster_rcnn_hub.training.data import CocoDetectionDataset
 from faster_rcnn_hub.training.default_recipe import HELD_OUT_IMAGES, HELD_OUT_SEED, TRAIN_SEED
 
 CALIBRATION_IMAGES = 32
-
-
-def runtime_results(detector: OnnxDetector, coco: dict[str, Any], images: Path) -> list[dict[str, Any]]:
-    """Every detection of `detector` on the data set's images, in COCO results format (class index = category
-    index, as the synthetic data set numbers them)."""
-    category_ids = [category["id"] for category in coco["categories"]]
-    results = []
-    for image in coco["images"]:
-        for detection in detector.detect(images / image["file_name"], threshold=0.0):
-            x1, y1, x2, y2 = detection["box"]
-            results.append({
-                "image_id": image["id"],
-                "category_id": category_ids[detection["label_id"]],
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "score": detection["score"],
-            })  # fmt: skip
-    return results
 
 
 def main() -> None:
@@ -57,15 +39,18 @@ def main() -> None:
         work = Path(scratch)
         held_out = write_dataset(work / "held-out", HELD_OUT_IMAGES, HELD_OUT_SEED)
         training = write_dataset(work / "train", CALIBRATION_IMAGES, TRAIN_SEED)
-        coco = read_coco_file(held_out / "annotations.json")
         exports = {
             "float32": export(None, work / "float32"),
             "int8": export(None, work / "int8", quantize="int8", calibration_images=training / "images"),
         }
         for precision, folder in exports.items():
             detector = OnnxDetector(folder, threads=args.threads)
+            names = [detector.id2label[label] for label in range(len(detector.id2label))]
+            dataset = CocoDetectionDataset(held_out / "annotations.json", held_out / "images", names)
             start = time.perf_counter()
-            metrics = coco_box_metrics(coco, runtime_results(detector, coco, held_out / "images"))
+            # What `faster-rcnn-hub evaluate --backend onnxruntime --model FOLDER` runs.
+            results = exported_coco_results(detector, dataset, dataset.label_to_category_id)
+            metrics = coco_box_metrics(dataset.coco, results)
             report[precision] = {key: metrics[key] for key in ("AP", "AP50", "AP75")}
             report[precision]["seconds"] = round(time.perf_counter() - start, 1)
             print(precision, report[precision])

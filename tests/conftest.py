@@ -150,7 +150,8 @@ def onnx_export(converted_model, tmp_path_factory):
 @pytest.fixture(scope="session")
 def default_model_exports(tmp_path_factory):
     """The bundled default model exported to ONNX in float32 and in INT8 (calibrated on 8 images of the training
-    seed), and 6 images of the held-out seed to run them on: `{"float32": folder, "int8": folder, "images": paths}`."""
+    seed), and 6 images of the held-out seed to run them on: `{"float32": folder, "int8": folder, "images": paths,
+    "held_out": their data set folder}`."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from faster_rcnn_hub import export
@@ -164,4 +165,5 @@ def default_model_exports(tmp_path_factory):
         "float32": export(None, work / "float32"),
         "int8": export(None, work / "int8", quantize="int8", calibration_images=training / "images"),
         "images": sorted((held_out / "images").iterdir()),
+        "held_out": held_out,
     }

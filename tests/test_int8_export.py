@@ -126,3 +126,25 @@ def test_predict_with_an_exported_backend_writes_the_runtime_detections(default_
                  "--model", str(default_model_dir())]) == 2  # fmt: skip
     assert "not an exported model folder" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_evaluate_with_an_exported_backend_scores_as_the_torch_model(default_model_exports, tmp_path, capsys):
+    from faster_rcnn_hub.cli.main import main
+
+    data = default_model_exports["held_out"]
+    common = ["evaluate", "--annotations", str(data / "annotations.json"), "--images", str(data / "images")]
+    metrics = {}
+    for name, arguments in {
+        "torch": ["--device", "cpu"],
+        "float32": ["--backend", "onnxruntime", "--model", str(default_model_exports["float32"])],
+        "int8": ["--backend", "onnxruntime", "--model", str(default_model_exports["int8"])],
+    }.items():
+        assert main([*common, *arguments, "--metrics-json", str(tmp_path / f"{name}.json")]) == 0, name
+        metrics[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert metrics["torch"]["AP"] > 0.5, metrics["torch"]
+    # The float32 graph gives the PyTorch model's detections, so its AP; INT8 stays within a point.
+    assert abs(metrics["float32"]["AP"] - metrics["torch"]["AP"]) < 0.002, metrics
+    assert abs(metrics["int8"]["AP"] - metrics["float32"]["AP"]) < 0.01, metrics
+    capsys.readouterr()
+    assert main([*common, "--backend", "onnxruntime"]) == 2
+    assert "--backend onnxruntime runs an export folder" in capsys.readouterr().err
