@@ -148,3 +148,14 @@ def test_evaluate_with_an_exported_backend_scores_as_the_torch_model(default_mod
     capsys.readouterr()
     assert main([*common, "--backend", "onnxruntime"]) == 2
     assert "--backend onnxruntime runs an export folder" in capsys.readouterr().err
+
+
+def test_the_export_command_offers_what_the_exporter_accepts():
+    # The command repeats these so that building its parser imports no torch.
+    from faster_rcnn_hub.cli import export_commands
+    from faster_rcnn_hub.exporting import onnx_export, onnx_quantization
+    from faster_rcnn_hub.exporting.export_model import EXPORT_FORMATS
+
+    assert export_commands.QUANTIZE_CHOICES == onnx_quantization.QUANTIZE_CHOICES
+    assert export_commands.EXPORT_FORMATS == EXPORT_FORMATS
+    assert export_commands.DEFAULT_OPSET == onnx_export.DEFAULT_OPSET
