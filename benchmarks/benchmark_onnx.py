@@ -12,6 +12,10 @@ Model: the fixtures' seeded full-size `r50_fpn_1x_coco` checkpoint, converted, t
   on ONNX Runtime's CPU provider, default session options.
 - `openvino-float32`: `OpenVinoDetector`: the same preprocessing and the OpenVINO IR on OpenVINO's CPU device
   (float32 weights, `INFERENCE_PRECISION_HINT=f32`).
+- `onnxruntime-int8`: `OnnxDetector` on the `--quantize int8` export: the backbone, FPN and RPN convolutions INT8
+  (QDQ, per-channel weights), RoiAlign, box head and NMS float32; calibrated on the fixture images other than the
+  timed `coffee.png` (and the 16x16 `tiny_noise.png`). Its parity is reported too, but this seeded checkpoint has
+  random weights: the INT8 accuracy figure is `accuracy_int8.py`'s AP on the trained default model.
 - `torchvision`: `fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)`.
 
 Parity: on each fixture image, each runtime's detections against the PyTorch model's by the fixtures' rule
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -46,6 +51,9 @@ from benchmark_inference import (
 
 sys.path.insert(0, str(ROOT / "tests"))
 from parity import compare_detections  # noqa: E402
+
+# INT8 calibration: the fixture images that are neither timed (coffee.png) nor tiny (tiny_noise.png, 16x16).
+CALIBRATION_IMAGES = ("astronaut", "camera", "chelsea", "wide_pattern")
 
 
 class Exported(Contender):
@@ -80,19 +88,38 @@ def parity(ours: Ours, runtime: Exported) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
-    from faster_rcnn_hub import export
 
     cache = Path(args.cache)
     model_dir = seeded_checkpoint_model(cache)
     exports = Path(tempfile.mkdtemp(dir=cache))
+    try:
+        return measure(args, model_dir, exports)
+    finally:
+        shutil.rmtree(exports)  # about 400 MB of exported models
+
+
+def measure(args: argparse.Namespace, model_dir: Path, exports: Path) -> dict[str, Any]:
+    from faster_rcnn_hub import export
+
     export_seconds = {}
     for export_format in ("onnx", "openvino"):
         start = time.perf_counter()
         export(model_dir, exports / export_format, format=export_format)
         export_seconds[export_format] = time.perf_counter() - start
+    calibration = exports / "calibration"
+    calibration.mkdir()
+    for name in CALIBRATION_IMAGES:
+        shutil.copy(IMAGES / f"{name}.png", calibration)
+    start = time.perf_counter()
+    export(model_dir, exports / "onnx-int8", quantize="int8", calibration_images=calibration)
+    export_seconds["onnx-int8"] = time.perf_counter() - start
     device = torch.device("cpu")
     ours = Ours(model_dir, "float32", device)
-    runtimes = [Exported(exports / "onnx", "onnxruntime-float32"), Exported(exports / "openvino", "openvino-float32")]
+    runtimes = [
+        Exported(exports / "onnx", "onnxruntime-float32"),
+        Exported(exports / "openvino", "openvino-float32"),
+        Exported(exports / "onnx-int8", "onnxruntime-int8"),
+    ]
     contenders: list[Contender] = [ours, *runtimes, TorchVision(device)]
     image = load_rgb(IMAGES / "coffee.png")
     latency = alternate(contenders, lambda contender: contender.detect([image]), args.runs, args.warmup, device)
@@ -102,6 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_description(device),
         "export_seconds": export_seconds,
         "onnx_megabytes": (exports / "onnx" / "model.onnx").stat().st_size / 2**20,
+        "onnx_int8_megabytes": (exports / "onnx-int8" / "model.onnx").stat().st_size / 2**20,
         "latency_seconds": latency,
         "forward_gflop": flops / 1e9,
         "conv_peak_gflops": peak,

@@ -147,3 +147,25 @@ def onnx_export(converted_model, tmp_path_factory):
         return cache[case]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def default_model_exports(tmp_path_factory):
+    """The bundled default model exported to ONNX in float32 and in INT8 (calibrated on 8 images of the training
+    seed), and 6 images of the held-out seed to run them on: `{"float32": folder, "int8": folder, "images": paths,
+    "held_out": their data set folder}`."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from faster_rcnn_hub import export
+    from faster_rcnn_hub.data.synthetic import write_dataset
+    from faster_rcnn_hub.training.default_recipe import HELD_OUT_SEED, TRAIN_SEED
+
+    work = tmp_path_factory.mktemp("default-model-exports")
+    training = write_dataset(work / "train", 8, TRAIN_SEED)
+    held_out = write_dataset(work / "held-out", 6, HELD_OUT_SEED)
+    return {
+        "float32": export(None, work / "float32"),
+        "int8": export(None, work / "int8", quantize="int8", calibration_images=training / "images"),
+        "images": sorted((held_out / "images").iterdir()),
+        "held_out": held_out,
+    }

@@ -57,6 +57,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                          help="try again the images OUTPUT records as unreadable")  # fmt: skip
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dtype_argument(predict)
+    predict.add_argument(
+        "--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+        help="torch (default), or onnxruntime / openvino with --model an export folder (faster-rcnn-hub export)",
+    )  # fmt: skip
 
     return {"detect": run_detect, "predict": run_predict}
 
@@ -164,7 +168,7 @@ def run_predict(args: argparse.Namespace) -> int:
     summary = predict_to_jsonl(
         args.model, args.images, args.output, threshold=args.threshold, batch_size=args.batch_size,
         num_workers=args.num_workers, device=args.device, dtype=args.dtype, retry_errors=args.retry_errors,
-        progress=not args.no_progress,
+        progress=not args.no_progress, backend=args.backend,
     )  # fmt: skip
     if summary.is_main_process:
         print(

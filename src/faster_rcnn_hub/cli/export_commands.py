@@ -8,6 +8,7 @@ from collections.abc import Callable
 # Repeated from exporting/ (which imports torch) so that building the parser stays cheap; test_export.py checks.
 EXPORT_FORMATS = ("onnx", "openvino", "exported-program")
 DEFAULT_OPSET = 17
+QUANTIZE_CHOICES = ("int8",)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -30,6 +31,18 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     export.add_argument(
         "--batch", type=int, default=1, help="images per run of the graph: only 1 is supported (the default)"
     )
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        help="int8: quantize the backbone, FPN and RPN convolutions (ONNX only; RoiAlign, the box head and the "
+        "detection logic stay float32); needs --calibration-images",
+    )
+    export.add_argument(
+        "--calibration-images",
+        metavar="DIR",
+        help="with --quantize: folder of images like the ones the model will see (its training images, never its "
+        "evaluation set); the first 32 by name calibrate the activation ranges",
+    )
     return {"export": run_export}
 
 
@@ -37,8 +50,17 @@ def run_export(args: argparse.Namespace) -> int:
     from ..exporting import export
 
     model = None if args.model == "default" else args.model
-    folder = export(model, args.output, format=args.format, opset=args.opset, batch=args.batch)
-    print(f"exported {args.model} to {folder} ({args.format}, opset {args.opset})")
+    folder = export(
+        model,
+        args.output,
+        format=args.format,
+        opset=args.opset,
+        batch=args.batch,
+        quantize=args.quantize,
+        calibration_images=args.calibration_images,
+    )
+    precision = ", int8" if args.quantize else ""
+    print(f"exported {args.model} to {folder} ({args.format}, opset {args.opset}{precision})")
     return 0
 
 

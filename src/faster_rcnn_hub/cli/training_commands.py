@@ -94,6 +94,11 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                           "the annotations file)")  # fmt: skip
     evaluate.add_argument("--batch-size", type=positive_int, default=4)
     add_runtime_arguments(evaluate)
+    evaluate.add_argument(
+        "--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+        help="torch (default), or onnxruntime / openvino with --model an export folder (faster-rcnn-hub export), "
+        "float32 or INT8",
+    )  # fmt: skip
 
     synth = commands.add_parser(
         "synth",
@@ -369,15 +374,35 @@ def _proposal_set(path: str | None) -> Any:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation import coco_box_metrics, voc_mean_average_precision
+
+    _check_evaluation_outputs(args)
+    dataset, results = _evaluate_torch(args) if args.backend == "torch" else _evaluate_exported(args)
+    metrics = coco_box_metrics(dataset.coco, results)
+    voc = voc_mean_average_precision(dataset.coco, results)
+    print(metrics["summary"])
+    print("COCO box AP: " + "  ".join(f"{key} {metrics[key]:.4f}" for key in ("AP", "AP50", "AP75", "AP_small",
+                                                                           "AP_medium", "AP_large")))  # fmt: skip
+    print(f"Pascal VOC mAP@0.5: {voc['mAP']:.4f}")
+    if args.results_json:
+        Path(args.results_json).write_text(json.dumps(results), encoding="utf-8")
+        print(f"{len(results)} detections written to {args.results_json}")
+    if args.metrics_json:
+        payload = {key: value for key, value in metrics.items() if key != "summary"} | {"VOC_mAP50": voc["mAP"]}
+        Path(args.metrics_json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return 0
+
+
+def _evaluate_torch(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
+    """The data set and the PyTorch model's COCO results on it."""
     from ..default_model import default_model_dir
     from ..detection.model_folder import check_model_source
-    from ..evaluation import coco_box_metrics, predict_coco_results, voc_mean_average_precision
+    from ..evaluation import predict_coco_results
     from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
     from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
     from ..training.data import CocoDetectionDataset
 
-    _check_evaluation_outputs(args)
     device = _setup_runtime(args)
     model_dir = Path(args.model) if args.model else default_model_dir()
     check_model_source(model_dir)
@@ -404,19 +429,35 @@ def run_evaluate(args: argparse.Namespace) -> int:
             model, processor, dataset, dataset.label_to_category_id, args.batch_size,
             progress=lambda done: bar.update(done - bar.n),
         )  # fmt: skip
-    metrics = coco_box_metrics(dataset.coco, results)
-    voc = voc_mean_average_precision(dataset.coco, results)
-    print(metrics["summary"])
-    print("COCO box AP: " + "  ".join(f"{key} {metrics[key]:.4f}" for key in ("AP", "AP50", "AP75", "AP_small",
-                                                                           "AP_medium", "AP_large")))  # fmt: skip
-    print(f"Pascal VOC mAP@0.5: {voc['mAP']:.4f}")
-    if args.results_json:
-        Path(args.results_json).write_text(json.dumps(results), encoding="utf-8")
-        print(f"{len(results)} detections written to {args.results_json}")
-    if args.metrics_json:
-        payload = {key: value for key, value in metrics.items() if key != "summary"} | {"VOC_mAP50": voc["mAP"]}
-        Path(args.metrics_json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    return 0
+    return dataset, results
+
+
+def _evaluate_exported(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
+    """The data set and an export folder's COCO results on it (`--backend onnxruntime|openvino`)."""
+    from ..evaluation import exported_coco_results
+    from ..runtime import open_exported
+    from ..training.data import CocoDetectionDataset
+
+    if not args.model:
+        raise FasterRCNNHubError(
+            f"--backend {args.backend} runs an export folder: pass --model OUTPUT of `faster-rcnn-hub export`."
+        )
+    if args.proposals or args.device not in (None, "cpu"):
+        raise FasterRCNNHubError(
+            f"--backend {args.backend} runs the exported graph on the CPU with the RPN's own proposals: leave out "
+            "--proposals and --device (or use the default --backend torch)."
+        )
+    detector = open_exported(args.model, args.backend)
+    class_names = [detector.id2label[label] for label in range(len(detector.id2label))]
+    dataset = CocoDetectionDataset(args.annotations, args.images, class_names)
+    print(f"Evaluating {args.model} ({args.backend}, {detector.folder.metadata.get('precision', 'float32')}) on "
+          f"{len(dataset)} images of {args.annotations}")  # fmt: skip
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(dataset), desc="detecting", unit="image") as bar:
+        results = exported_coco_results(detector, dataset, dataset.label_to_category_id,
+                                        progress=lambda done: bar.update(done - bar.n))  # fmt: skip
+    return dataset, results
 
 
 def _check_evaluation_outputs(args: argparse.Namespace) -> None:

@@ -8,6 +8,45 @@ from typing import Any
 import torch
 
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
+from ..runtime.exported_detector import ExportedDetector
+
+
+def _coco_result(image_id: Any, category_id: int, box: list[float], score: float) -> dict[str, Any]:
+    x1, y1, x2, y2 = box
+    return {
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+        "score": round(score, 5),
+    }
+
+
+def exported_coco_results(
+    detector: ExportedDetector,
+    dataset: Any,
+    label_to_category_id: Mapping[int, int],
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """`predict_coco_results` for an exported model (ONNX Runtime or OpenVINO, `faster-rcnn-hub export`, float32
+    or INT8): every detection its graph keeps on each image of `dataset`, one image per run, in COCO results format.
+
+    Args:
+        detector: The export folder in its runtime (`faster_rcnn_hub.runtime.open_exported`).
+        dataset: Items with `image` (uint8 RGB array) and `annotations["image_id"]`.
+        label_to_category_id: Model class index -> COCO category id; classes without a category are dropped.
+        progress: Called with the number of images done.
+    """
+    results: list[dict[str, Any]] = []
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        for detection in detector.detect(sample["image"], threshold=0.0):
+            if detection["label_id"] in label_to_category_id:
+                results.append(_coco_result(sample["annotations"]["image_id"],
+                                            label_to_category_id[detection["label_id"]], detection["box"],
+                                            detection["score"]))  # fmt: skip
+        if progress is not None:
+            progress(index + 1)
+    return results
 
 
 @torch.no_grad()
@@ -51,13 +90,7 @@ def predict_coco_results(
                 ):
                     if label not in label_to_category_id:
                         continue
-                    x1, y1, x2, y2 = box
-                    results.append({
-                        "image_id": image_id,
-                        "category_id": label_to_category_id[label],
-                        "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
-                        "score": round(score, 5),
-                    })  # fmt: skip
+                    results.append(_coco_result(image_id, label_to_category_id[label], box, score))
             if progress is not None:
                 progress(min(start + batch_size, len(dataset)))
     finally:

@@ -18,6 +18,7 @@ from ..runtime.export_folder import (
     PREPROCESSOR_FILE,
 )
 from .onnx_export import DEFAULT_OPSET, INPUT_NAMES, OUTPUT_NAMES, check_exportable, check_opset, export_onnx
+from .onnx_quantization import check_quantize, quantize_onnx
 from .openvino_export import export_openvino
 from .program_export import export_program
 
@@ -32,6 +33,8 @@ def export(
     format: str = "onnx",
     opset: int = DEFAULT_OPSET,
     batch: int = 1,
+    quantize: str | None = None,
+    calibration_images: str | os.PathLike | None = None,
 ) -> Path:
     """Export a converted model to a folder that `Detector(output, backend="onnxruntime"|"openvino")` and the
     torch-free `python -m faster_rcnn_hub.runtime` run.
@@ -49,6 +52,12 @@ def export(
         format: `"onnx"`, `"openvino"` or `"exported-program"`.
         opset: ONNX opset, at least 16.
         batch: Images per run of the graph; only 1 (each image must see only its own padding, see `batching.py`).
+        quantize: `"int8"` for an ONNX graph whose convolutions (backbone, FPN, RPN) are INT8 (QDQ, per-channel
+            weights, static activation ranges); RoiAlign, the box head and the detection logic stay float32.
+            `export.json` records it; the runtime runs it unchanged.
+        calibration_images: With `quantize`: a folder of images like the ones the model will see (its training
+            images, never its evaluation images); the first 32 by name calibrate the activation ranges, each
+            prepared as the runtime prepares it.
 
     Returns:
         The export folder.
@@ -56,6 +65,7 @@ def export(
     if format not in EXPORT_FORMATS:
         raise FasterRCNNHubError(f"--format must be one of {list(EXPORT_FORMATS)}, got {format!r}.")
     check_opset(opset)
+    check_quantize(quantize, calibration_images, format)
     if batch != 1:
         raise FasterRCNNHubError(
             f"--batch {batch} is not supported: the exported graph takes one image per run (batch 1). Images of "
@@ -87,6 +97,14 @@ def export(
             export_program(detector, staging / PROGRAM_FILE, processor.pad_size_divisor if processor.do_pad else 1)
         else:
             export_onnx(detector, staging / ONNX_MODEL_FILE, opset)
+        quantization: dict = {}
+        if quantize is not None:
+            float_model = staging / f"float32-{ONNX_MODEL_FILE}"
+            (staging / ONNX_MODEL_FILE).rename(float_model)
+            quantization = quantize_onnx(
+                float_model, staging / ONNX_MODEL_FILE, calibration_images, processor.to_dict()
+            )
+            float_model.unlink()
         if format == "openvino":
             export_openvino(staging / ONNX_MODEL_FILE, staging / OPENVINO_MODEL_FILE)
             (staging / ONNX_MODEL_FILE).unlink()
@@ -99,6 +117,8 @@ def export(
             "source": str(model) if model is not None else "bundled default model",
             "inputs": INPUT_NAMES,
             "outputs": OUTPUT_NAMES,
+            "precision": "int8" if quantize is not None else "float32",
+            **quantization,
         }
         (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         if output.exists():

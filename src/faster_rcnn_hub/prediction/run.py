@@ -91,11 +91,11 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     return str(model)  # a Hub id
 
 
-def _load_detector(model: str, device: Any, dtype: str) -> Any:
+def _load_detector(model: str, device: Any, dtype: str, backend: str = "torch") -> Any:
     from ..detection import Detector
 
     try:
-        return Detector(model, device=device, dtype=dtype)
+        return Detector(model, device=device, dtype=dtype, backend=backend)
     except OSError as error:
         raise ModelNotFoundError(f"Cannot load the model {model!r}: {error}") from error
 
@@ -135,6 +135,7 @@ def predict_to_jsonl(
     dtype: str = "float32",
     retry_errors: bool = False,
     progress: bool = True,
+    backend: str = "torch",
 ) -> PredictionSummary:
     """Detect objects in every image of `images` and write one JSON line per image to `output`.
 
@@ -154,12 +155,18 @@ def predict_to_jsonl(
         dtype: The network's dtype (see `Detector`): `"float32"`, `"bfloat16"` or `"float16"`.
         retry_errors: Try again the images the output records as unreadable.
         progress: Show a progress bar (the main process's share).
+        backend: `"torch"`, or `"onnxruntime"` / `"openvino"` with `model` an export folder (`faster-rcnn-hub
+            export`); those run on the CPU in float32, so `device` and `dtype` must be left at their defaults.
     """
     if not 0.0 <= threshold <= 1.0:
         raise FasterRCNNHubError(f"--threshold must lie in [0, 1], got {threshold}.")
     if batch_size < 1 or num_workers < 0:
         raise FasterRCNNHubError(f"--batch-size must be at least 1 and --num-workers at least 0, got {batch_size}, "
                                  f"{num_workers}.")  # fmt: skip
+    if backend != "torch" and model is None:
+        raise FasterRCNNHubError(
+            f"--backend {backend} runs an export folder: pass --model OUTPUT of `faster-rcnn-hub export`."
+        )
     output = Path(output)
     check_output_path(output)
     model_source = resolve_model(model)
@@ -175,7 +182,8 @@ def predict_to_jsonl(
         raise plan
     batches, matched, already_done = plan
 
-    detector = _load_detector(model_source, processes.device, dtype)
+    # An exported graph runs on the CPU whatever device this process was given.
+    detector = _load_detector(model_source, processes.device if backend == "torch" else device, dtype, backend)
     share = processes.share(batches)
     target = output if processes.num_processes == 1 else part_path(output, processes.index)
     predicted, errors = _predict_share(detector, share, target, threshold, batch_size, num_workers,
