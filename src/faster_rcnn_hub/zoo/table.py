@@ -116,13 +116,26 @@ class ZooEntry:
 
 def compact_mmdet_config(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved mmdetection config that conversion reads: the `model` section without its
-    training-only keys, and the test dataset's type, class names and pipeline."""
+    training-only keys (but a cascade's per-stage IoU thresholds), and the test dataset's type, class names and
+    pipeline."""
     model = _without_keys(config["model"], _TRAINING_ONLY_KEYS)
+    stage_thresholds = _cascade_iou_thresholds(config["model"])
+    if stage_thresholds:
+        # A Cascade R-CNN's `cascade_stages` record each stage's training IoU threshold, which mmdetection keeps in
+        # `train_cfg.rcnn[stage].assigner.pos_iou_thr`: only those are kept of the training settings.
+        model["train_cfg"] = {"rcnn": [{"assigner": {"pos_iou_thr": value}} for value in stage_thresholds]}
     dataset = (config.get("test_dataloader") or {}).get("dataset") or {}
     test_dataset = {"type": dataset.get("type"), "pipeline": dataset.get("pipeline") or config.get("test_pipeline")}
     if dataset.get("metainfo"):
         test_dataset["metainfo"] = dataset["metainfo"]
     return {"model": model, "test_dataloader": {"dataset": test_dataset}}
+
+
+def _cascade_iou_thresholds(model: dict[str, Any]) -> list[Any]:
+    rcnn = (model.get("train_cfg") or {}).get("rcnn")
+    if not isinstance(model.get("roi_head", {}).get("bbox_head"), list) or not isinstance(rcnn, list):
+        return []
+    return [(stage.get("assigner") or {}).get("pos_iou_thr") for stage in rcnn]
 
 
 def _without_keys(value: Any, keys: tuple[str, ...]) -> Any:
