@@ -35,10 +35,10 @@ def _generator():
     return module
 
 
-def _metafile_models(name: str) -> list[dict]:
+def _metafile_models(name: str, collection: str = "Faster R-CNN") -> list[dict]:
     data = yaml.safe_load((METAFILES / name).read_text())
     models = data["Models"] if isinstance(data, dict) else data
-    return [model for model in models if model.get("In Collection") == "Faster R-CNN"]
+    return [model for model in models if model.get("In Collection") == collection]
 
 
 def test_shipped_table_is_exactly_what_the_generator_builds_from_mmdetection_sources():
@@ -58,12 +58,13 @@ def test_table_holds_every_resnet_and_resnext_faster_rcnn_of_the_zoo():
     # Other backbones (RegNet, HRNet, Res2Net, ResNeSt) are not in the table.
     for metafile in ("regnet.metafile.yml", "hrnet.metafile.yml", "res2net.metafile.yml", "resnest.metafile.yml"):
         assert not {model["Name"] for model in _metafile_models(metafile)} & set(names)
-    assert len(names) == 38
+    assert len(names) == 48
 
     for entry in zoo_entries():
         assert re.fullmatch(r"[0-9a-f]{8}", entry.sha256_prefix) and entry.url.endswith(f"-{entry.sha256_prefix}.pth")
         assert entry.mmdet_config["model"]["backbone"]["type"] in ("ResNet", "ResNeXt")
-        assert "train_cfg" not in entry.mmdet_config["model"]  # training-only settings are left out
+        if not entry.name.startswith("cascade-"):
+            assert "train_cfg" not in entry.mmdet_config["model"]  # training-only settings are left out
 
     entry = get_zoo_entry("faster-rcnn_r50_fpn_1x_coco")
     assert entry.url == (
@@ -76,6 +77,33 @@ def test_table_holds_every_resnet_and_resnext_faster_rcnn_of_the_zoo():
     assert (voc.sha256_prefix, voc.box_ap, voc.training_data) == ("54bef0f3", 80.4, "Pascal VOC 07+12")
 
 
+def test_table_holds_every_resnet_and_resnext_cascade_rcnn_and_no_mask_head():
+    names = [entry.name for entry in zoo_entries()]
+    cascade_models = _metafile_models("cascade_rcnn.metafile.yml", "Cascade R-CNN")
+    box_only = [model["Name"] for model in cascade_models if not model["Name"].startswith("cascade-mask-rcnn")]
+    assert len(box_only) == 10 and [name for name in names if name.startswith("cascade-")] == box_only
+    # Cascade Mask R-CNN (same collection) and the other backbones' Cascade R-CNN are left out.
+    assert not any("mask" in name for name in names)
+    for metafile in ("regnet.metafile.yml", "hrnet.metafile.yml", "res2net.metafile.yml", "resnest.metafile.yml"):
+        assert not {model["Name"] for model in _metafile_models(metafile, "Cascade R-CNN")} & set(names)
+
+    entry = get_zoo_entry("cascade-rcnn_r50_fpn_1x_coco")
+    assert (entry.sha256_prefix, entry.box_ap, entry.training_data) == ("3dc56deb", 40.3, "COCO")
+    assert entry.config_file == "cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py"
+    for entry in zoo_entries():
+        if not entry.name.startswith("cascade-"):
+            continue
+        assert zoo_support(entry).supported, entry.name
+        # Only the stages' IoU thresholds are kept of the training settings: `cascade_stages` records them.
+        assert entry.mmdet_config["model"]["train_cfg"] == {
+            "rcnn": [{"assigner": {"pos_iou_thr": threshold}} for threshold in (0.5, 0.6, 0.7)]
+        }, entry.name
+        stages = settings_from_mmdet_config(entry.mmdet_config).model["cascade_stages"]
+        assert [stage["iou_threshold"] for stage in stages] == [0.5, 0.6, 0.7], entry.name
+        assert [stage["loss_weight"] for stage in stages] == [1.0, 0.5, 0.25], entry.name
+        assert stages[2]["box_coder_stds"] == [0.033, 0.033, 0.067, 0.067], entry.name
+
+
 def test_every_supported_entry_yields_a_valid_model_and_processor_config():
     for entry in zoo_entries():
         if not zoo_support(entry).supported:
@@ -84,6 +112,7 @@ def test_every_supported_entry_yields_a_valid_model_and_processor_config():
         config = FasterRCNNConfig(**settings.model, num_classes=settings.num_classes)
         FasterRCNNImageProcessor(**settings.processor)
         head = entry.mmdet_config["model"]["roi_head"]["bbox_head"]
+        head = head[-1] if isinstance(head, list) else head  # a cascade's stages share the class count
         assert config.num_classes == head["num_classes"], entry.name
         assert config.backbone_groups == entry.mmdet_config["model"]["backbone"].get("groups", 1), entry.name
 
@@ -115,7 +144,7 @@ def test_zoo_command_lists_the_table_with_support(capsys):
     for entry in zoo_entries():
         assert entry.name in printed
     supported = sum(zoo_support(entry).supported for entry in zoo_entries())
-    assert f"38 checkpoints, {supported} convert" in printed
+    assert f"48 checkpoints, {supported} convert" in printed
     for entry in zoo_entries():
         line = next(line for line in printed.splitlines() if line.startswith(f"{entry.name} "))
         assert line.endswith("yes") == zoo_support(entry).supported, line

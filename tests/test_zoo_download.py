@@ -18,7 +18,15 @@ from safetensors.torch import load_file
 from faster_rcnn_hub.cli import main
 from faster_rcnn_hub.conversion import convert_checkpoint
 from faster_rcnn_hub.zoo.download import ChecksumMismatchError, default_cache_dir, download_checkpoint
-from zoo_fixtures import TINY_COCO, CheckpointServer, add_to_zoo_table, cached_files, tiny_zoo_checkpoint
+from zoo_fixtures import (
+    TINY_CASCADE,
+    TINY_COCO,
+    CheckpointServer,
+    add_to_zoo_table,
+    cached_files,
+    tiny_cascade_zoo_checkpoint,
+    tiny_zoo_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +69,33 @@ def test_convert_by_name_downloads_verifies_and_converts_with_the_table_config(s
     # A second conversion uses the cached file: no new request.
     assert main(["convert", entry.name, str(tmp_path / "again"), "--cache-dir", str(cache)]) == 0
     assert len(server.requests) == 1
+
+
+def test_a_cascade_rcnn_entry_converts_by_name_from_the_tables_config(converted_model, monkeypatch, tmp_path, capsys):
+    """The table's reduced config (training settings dropped but the stages' IoU thresholds) converts a Cascade
+    R-CNN checkpoint exactly as its own full config does."""
+    filename, data, entry = tiny_cascade_zoo_checkpoint(tmp_path)
+    assert "train_cfg" in entry.mmdet_config["model"]  # only the cascade stages' thresholds are kept
+    with CheckpointServer({filename: data}) as server:
+        entry = dataclasses.replace(entry, url=server.url(filename))
+        add_to_zoo_table(monkeypatch, entry)
+        assert main(["zoo"]) == 0
+        listed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(entry.name))
+        assert listed.endswith("yes")
+        assert main(["convert", entry.name, str(tmp_path / "model"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert server.requests == [(f"/{filename}", None)]
+
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["source"]["model_zoo_name"] == entry.name
+    stages = config["cascade_stages"]
+    assert [(stage["iou_threshold"], stage["loss_weight"]) for stage in stages] == [(0.5, 1.0), (0.6, 0.5), (0.7, 0.25)]
+    # Same settings and weights as converting the checkpoint with its embedded config (test_cascade.py's model).
+    direct = converted_model(TINY_CASCADE)
+    assert json.loads((direct / "config.json").read_text())["cascade_stages"] == stages
+    converted = load_file(str(tmp_path / "model" / "model.safetensors"))
+    reference = load_file(str(direct / "model.safetensors"))
+    assert converted.keys() == reference.keys() and any(key.startswith("roi_heads.stages.2.") for key in reference)
+    assert all(torch.equal(converted[key], reference[key]) for key in reference)
 
 
 def test_interrupted_download_resumes_from_the_partial_file_with_a_range_request(served, tmp_path, capsys):

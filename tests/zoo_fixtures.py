@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import torch
 
-from conftest import MMDET
+from conftest import MMDET, write_seeded_checkpoint
 from faster_rcnn_hub.zoo import table as zoo
 from faster_rcnn_hub.conversion import parse_config_text
 from faster_rcnn_hub.zoo import ZooEntry, compact_mmdet_config
 
 TINY_COCO = MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"
 ENTRY_NAME = "faster-rcnn_tiny-r50_fpn_1x_coco"
+TINY_CASCADE = "tiny_cascade_r50_fpn_coco"
+CASCADE_ENTRY_NAME = "cascade-rcnn_tiny-r50_fpn_1x_coco"
 
 
 def tiny_zoo_checkpoint() -> tuple[str, bytes, ZooEntry]:
@@ -35,6 +38,28 @@ def tiny_zoo_checkpoint() -> tuple[str, bytes, ZooEntry]:
         url=f"https://download.example/{filename}",
         sha256_prefix=prefix,
         box_ap=12.3,
+        eval_dataset="COCO",
+        training_data="COCO",
+        mmdet_config=config,
+    )
+    return filename, data, entry
+
+
+def tiny_cascade_zoo_checkpoint(folder: Path) -> tuple[str, bytes, ZooEntry]:
+    """The tiny Cascade R-CNN checkpoint, rebuilt from its manifest's seed *without* its embedded config, under an
+    mmdetection-style name with its SHA-256 prefix, and a table entry holding the config in the table's form."""
+    manifest = json.loads((MMDET / TINY_CASCADE / "manifest.json").read_text())
+    meta = dict(manifest["meta"])
+    config = compact_mmdet_config(parse_config_text(meta.pop("cfg")))
+    data = write_seeded_checkpoint(manifest, folder / f"{TINY_CASCADE}.pth", manifest["seed"], meta).read_bytes()
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    filename = f"cascade_rcnn_tiny_r50_fpn_1x_coco_20240101_000000-{prefix}.pth"
+    entry = ZooEntry(
+        name=CASCADE_ENTRY_NAME,
+        config_file="cascade_rcnn/cascade-rcnn_tiny-r50_fpn_1x_coco.py",
+        url=f"https://download.example/{filename}",
+        sha256_prefix=prefix,
+        box_ap=23.4,
         eval_dataset="COCO",
         training_data="COCO",
         mmdet_config=config,

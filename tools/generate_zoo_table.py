@@ -1,11 +1,13 @@
-"""Generate `src/faster_rcnn_hub/zoo/model_zoo.json`: mmdetection's Faster R-CNN checkpoints with ResNet/ResNeXt
-backbones, from mmdetection 3.3.0's metafiles and configs (copies in `tools/zoo/`, see its README.md).
+"""Generate `src/faster_rcnn_hub/zoo/model_zoo.json`: mmdetection's Faster R-CNN and Cascade R-CNN checkpoints with
+ResNet/ResNeXt backbones, from mmdetection 3.3.0's metafiles and configs (copies in `tools/zoo/`, see its README.md).
 
     python tools/generate_zoo_table.py            # rewrite the table
     python tools/generate_zoo_table.py --check    # exit 1 if the table differs from what the sources give
 
-Every Faster R-CNN entry of the metafiles is read; its config is resolved with the package's own safe config
-parser, and the entry is kept when the backbone is a ResNet or ResNeXt. Support is not decided here: the package
+Every Faster R-CNN and Cascade R-CNN entry of the metafiles is read, except those with a mask head (Cascade Mask
+R-CNN shares the Cascade R-CNN collection; its entries report an Instance Segmentation result). Each config is
+resolved with the package's own safe config parser, and the entry is kept when the backbone is a ResNet or
+ResNeXt. Support is not decided here: the package
 evaluates it at run time with the converter's config mapping.
 """
 
@@ -27,12 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 ZOO_SOURCES = REPO / "tools" / "zoo"
 TABLE_PATH = REPO / "src" / "faster_rcnn_hub" / "zoo" / TABLE_FILE
 BACKBONES = ("ResNet", "ResNeXt")
+COLLECTIONS = ("Faster R-CNN", "Cascade R-CNN")
 # mmdetection names checkpoints `<name>_<date>-<first 8 hex digits of the SHA-256>.pth`.
 _SHA256_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
 def metafile_models(metafile_dir: Path) -> list[dict[str, Any]]:
-    """Every Faster R-CNN model of the metafiles, with the collection's training data filled in."""
+    """Every box-only Faster R-CNN or Cascade R-CNN model of the metafiles, with its collection's training data
+    filled in."""
     models = []
     # mmdetection's own faster_rcnn collection first, the README-only checkpoints (extra) last.
     order = {"faster_rcnn.metafile.yml": 0, "extra.metafile.yml": 2}
@@ -42,12 +46,17 @@ def metafile_models(metafile_dir: Path) -> list[dict[str, Any]]:
         entries = data["Models"] if isinstance(data, dict) else data
         collections = {item["Name"]: item for item in (data.get("Collections", []) if isinstance(data, dict) else [])}
         for model in entries:
-            if model.get("In Collection") != "Faster R-CNN":
+            if model.get("In Collection") not in COLLECTIONS or _has_mask_results(model):
                 continue
-            collection_metadata = collections.get("Faster R-CNN", {}).get("Metadata", {})
+            collection_metadata = collections.get(model["In Collection"], {}).get("Metadata", {})
             metadata = {**collection_metadata, **model.get("Metadata", {})}
             models.append({**model, "Metadata": metadata, "metafile": path.name})
     return models
+
+
+def _has_mask_results(model: dict[str, Any]) -> bool:
+    # Mask heads are not converted: Cascade Mask R-CNN entries are left out of the table.
+    return any(result.get("Task") == "Instance Segmentation" for result in model.get("Results", []))
 
 
 def zoo_entry(model: dict[str, Any], configs_root: Path) -> ZooEntry | None:
@@ -56,6 +65,8 @@ def zoo_entry(model: dict[str, Any], configs_root: Path) -> ZooEntry | None:
     config = load_config_file(configs_root / config_file)
     if config["model"]["backbone"]["type"] not in BACKBONES:
         return None
+    if "mask_head" in config["model"].get("roi_head", {}):
+        raise SystemExit(f"{model['Name']}: its config has a mask head but the metafile reports no mask AP")
     url = model["Weights"]
     match = _SHA256_PREFIX.search(url)
     if match is None:
