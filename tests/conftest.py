@@ -22,6 +22,7 @@ CASE_SCALES = {
     "tiny_r50_fpn_coco": "1333x800",
     "tiny_r50_caffe_fpn_voc": "1000x600",
     "tiny_cascade_r50_fpn_coco": "1333x800",
+    "tiny_mask_r50_fpn_coco": "1333x800",
     "r50_fpn_1x_coco": "1333x800",
     "r50_caffe_c4_1x_coco": "1333x800",
     "r50_caffe_dc5_1x_coco": "1333x800",

@@ -32,16 +32,14 @@ class Comparison:
         )
 
 
-def compare_detections(
+def match_detections(
     reference_boxes: Sequence,
-    reference_scores: Sequence[float],
     reference_labels: Sequence[int],
     boxes: Sequence,
-    scores: Sequence[float],
     labels: Sequence[int],
-) -> Comparison:
-    """Match each reference detection, in order, to the unused detection of the same label with the highest
-    IoU, if that IoU is at least 0.99; report the match count and the largest differences on matched pairs."""
+) -> list[tuple[int, int]]:
+    """`(reference index, index)` pairs: each reference detection, in order, matched to the unused detection of the
+    same label with the highest IoU, if that IoU is at least 0.99."""
     reference_boxes = torch.as_tensor(reference_boxes, dtype=torch.float64).reshape(-1, 4)
     boxes = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
     reference_labels = [int(label) for label in reference_labels]
@@ -62,6 +60,22 @@ def compare_detections(
             if overlaps[reference_index, best] >= MIN_IOU:
                 used.add(best)
                 pairs.append((reference_index, best))
+    return pairs
+
+
+def compare_detections(
+    reference_boxes: Sequence,
+    reference_scores: Sequence[float],
+    reference_labels: Sequence[int],
+    boxes: Sequence,
+    scores: Sequence[float],
+    labels: Sequence[int],
+) -> Comparison:
+    """Match the detections (`match_detections`); report the match count and the largest differences on matched
+    pairs."""
+    reference_boxes = torch.as_tensor(reference_boxes, dtype=torch.float64).reshape(-1, 4)
+    boxes = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
+    pairs = match_detections(reference_boxes, reference_labels, boxes, labels)
     box_difference = max(
         ((reference_boxes[i] - boxes[j]).abs().max().item() for i, j in pairs), default=0.0
     )

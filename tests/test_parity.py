@@ -22,6 +22,7 @@ CASES = [
     "tiny_r50_fpn_coco",
     "tiny_r50_caffe_fpn_voc",
     "tiny_cascade_r50_fpn_coco",
+    "tiny_mask_r50_fpn_coco",
     "r50_fpn_1x_coco",
     "r50_caffe_c4_1x_coco",
     "r50_caffe_dc5_1x_coco",

@@ -43,13 +43,20 @@ def register_config() -> None:
 
 
 def register_model() -> None:
-    """`AutoModelForObjectDetection` (and so `pipeline("object-detection")`) builds `FasterRCNNForObjectDetection`."""
-    from transformers.models.auto.modeling_auto import AutoModelForObjectDetection
+    """`AutoModelForObjectDetection` (and so `pipeline("object-detection")`) builds `FasterRCNNForObjectDetection`;
+    so do `AutoModelForImageSegmentation` and `AutoModelForInstanceSegmentation`, for a Mask R-CNN's
+    `pipeline("image-segmentation")`."""
+    from transformers.models.auto.modeling_auto import (
+        AutoModelForImageSegmentation,
+        AutoModelForInstanceSegmentation,
+        AutoModelForObjectDetection,
+    )
 
     from .models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from .models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 
-    AutoModelForObjectDetection.register(FasterRCNNConfig, FasterRCNNForObjectDetection, exist_ok=True)
+    for auto_class in (AutoModelForObjectDetection, AutoModelForImageSegmentation, AutoModelForInstanceSegmentation):
+        auto_class.register(FasterRCNNConfig, FasterRCNNForObjectDetection, exist_ok=True)
 
 
 def register_processor() -> None:

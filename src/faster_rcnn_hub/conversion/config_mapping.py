@@ -18,7 +18,7 @@ from ..models.faster_rcnn.architecture import (
 )
 from ..zoo import ZooEntry
 
-SUPPORTED_DETECTORS = ("FasterRCNN", "CascadeRCNN")
+SUPPORTED_DETECTORS = ("FasterRCNN", "MaskRCNN", "CascadeRCNN")
 SUPPORTED_BACKBONES = ("ResNet", "ResNeXt")
 SUPPORTED_NECKS = ("FPN",)
 SUPPORTED_BOX_HEADS = ("Shared2FCBBoxHead", "ConvFCBBoxHead")
@@ -110,7 +110,7 @@ def settings_from_mmdet_config(config: dict[str, Any]) -> ConversionSettings:
         _strip_scope(model_cfg.get("type")),
         "model.type",
         SUPPORTED_DETECTORS,
-        " (Faster R-CNN and Cascade R-CNN convert)",
+        " (Faster R-CNN, Mask R-CNN and Cascade R-CNN convert)",
     )
     notes: list[str] = []
     model: dict[str, Any] = {}
@@ -120,6 +120,7 @@ def settings_from_mmdet_config(config: dict[str, Any]) -> ConversionSettings:
     roi_settings, num_classes = _roi_settings(_require_dict(config, "model.roi_head"), model, model_cfg)
     model.update(roi_settings)
     model.update(_test_settings(config))
+    model.update(_mask_settings(config, model, num_classes))
     fpn_in_channels = model.pop("_fpn_in_channels")
     model.pop("_feature_channels")
     processor = _processor_settings(config, notes)
@@ -282,10 +283,10 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any], model_cfg: dict[st
     kind = _strip_scope(roi.get("type"))
     expected_kind = "CascadeRoIHead" if _strip_scope(model_cfg.get("type")) == "CascadeRCNN" else "StandardRoIHead"
     _expect(kind, "model.roi_head.type", (expected_kind,), f" for a {model_cfg.get('type')}")
-    if roi.get("mask_head") is not None or roi.get("mask_roi_extractor") is not None:
+    if kind == "CascadeRoIHead" and (roi.get("mask_head") is not None or roi.get("mask_roi_extractor") is not None):
         raise UnsupportedArchitectureError(
-            "`model.roi_head.mask_head` (Mask R-CNN, Cascade Mask R-CNN) is not supported yet: only box detectors "
-            "convert."
+            "`model.roi_head.mask_head` of a Cascade R-CNN (Cascade Mask R-CNN) is not supported yet: Cascade R-CNN "
+            "box detectors and Mask R-CNN convert."
         )
     extractor = roi.get("bbox_roi_extractor") or {}
     _expect(_strip_scope(extractor.get("type")), "model.roi_head.bbox_roi_extractor.type", ("SingleRoIExtractor",))
@@ -333,6 +334,81 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any], model_cfg: dict[st
         }
     )
     return settings, num_classes
+
+
+def _mask_settings(config: dict[str, Any], model: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """`mask_head` from a Mask R-CNN's `roi_head.mask_head` (`FCNMaskHead`) and `roi_head.mask_roi_extractor`, or
+    nothing for a box detector. Every setting that would change the masks is either mapped or refused."""
+    roi = _require_dict(config, "model.roi_head")
+    head, extractor = roi.get("mask_head"), roi.get("mask_roi_extractor")
+    is_mask_rcnn = _strip_scope(_section(config, "model.type")) == "MaskRCNN"
+    if head is None and extractor is None:
+        if is_mask_rcnn:
+            raise MMDetConfigError("A MaskRCNN config needs `model.roi_head.mask_head` and `mask_roi_extractor`.")
+        return {}
+    if not isinstance(head, dict) or not isinstance(extractor, dict):
+        raise MMDetConfigError(
+            "`model.roi_head.mask_head` and `model.roi_head.mask_roi_extractor` must both be given (as mappings), "
+            f"got {head!r} and {extractor!r}."
+        )
+    path = "model.roi_head.mask_head"
+    _expect(_strip_scope(head.get("type")), f"{path}.type", ("FCNMaskHead",))
+    upsample = head.get("upsample_cfg") or {"type": "deconv", "scale_factor": 2}
+    _expect(_strip_scope(upsample.get("type")), f"{path}.upsample_cfg.type", ("deconv",))
+    for key, allowed in (("conv_kernel_size", (3,)), ("conv_cfg", (None,)), ("norm_cfg", (None,)),
+                         ("predictor_cfg", (None, {"type": "Conv"}))):  # fmt: skip
+        default = 3 if key == "conv_kernel_size" else None
+        _expect(head.get(key, default), f"{path}.{key}", allowed)
+    if head.get("in_channels", model["_feature_channels"]) != model["_feature_channels"]:
+        raise MMDetConfigError(
+            f"`{path}.in_channels` = {head.get('in_channels')} differs from the feature channels "
+            f"({model['_feature_channels']})."
+        )
+    if head.get("num_classes", num_classes) != num_classes:
+        raise MMDetConfigError(
+            f"`{path}.num_classes` = {head.get('num_classes')} differs from the box head's {num_classes}."
+        )
+    extractor_path = "model.roi_head.mask_roi_extractor"
+    _expect(_strip_scope(extractor.get("type")), f"{extractor_path}.type", ("SingleRoIExtractor",))
+    layer = extractor.get("roi_layer") or {}
+    _expect(_strip_scope(layer.get("type")), f"{extractor_path}.roi_layer.type", ("RoIAlign",))
+    if layer.get("pool_mode", "avg") != "avg":
+        raise UnsupportedArchitectureError(f"`{extractor_path}.roi_layer.pool_mode` = 'max' is not supported.")
+    output_size = layer.get("output_size", 14)
+    if isinstance(output_size, (list, tuple)):
+        if len(set(output_size)) != 1:
+            raise UnsupportedArchitectureError(f"Non-square mask RoIAlign output_size {output_size} is not supported.")
+        output_size = output_size[0]
+    if head.get("roi_feat_size", 14) != output_size:
+        raise MMDetConfigError(f"`{path}.roi_feat_size` differs from `{extractor_path}.roi_layer.output_size`.")
+    strides = _ints(extractor.get("featmap_strides"), f"{extractor_path}.featmap_strides")
+    finest_scale = float(extractor.get("finest_scale", 56))
+    if strides != model["roi_featmap_strides"] or finest_scale != model["roi_finest_scale"]:
+        raise UnsupportedArchitectureError(
+            f"`{extractor_path}` pools from other levels than the box RoI extractor (featmap_strides {strides}, "
+            f"finest_scale {extractor.get('finest_scale', 56)}); only a shared level rule is supported."
+        )
+    if extractor.get("out_channels", model["_feature_channels"]) != model["_feature_channels"]:
+        raise MMDetConfigError(f"`{extractor_path}.out_channels` differs from the feature channels.")
+    threshold = _section(config, "model.test_cfg.rcnn.mask_thr_binary")
+    threshold = 0.5 if threshold is None else threshold
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+        raise UnsupportedArchitectureError(
+            f"`model.test_cfg.rcnn.mask_thr_binary` = {threshold!r} is not supported: binary masks need a threshold "
+            "in [0, 1] (a negative one asks mmdetection for soft masks)."
+        )
+    return {
+        "mask_head": {
+            "roi_output_size": output_size,
+            "roi_sampling_ratio": layer.get("sampling_ratio", 0),
+            "roi_aligned": bool(layer.get("aligned", True)),
+            "num_convs": head.get("num_convs", 4),
+            "conv_channels": head.get("conv_out_channels", 256),
+            "upsample_ratio": upsample.get("scale_factor", 2),
+            "class_agnostic": bool(head.get("class_agnostic", False)),
+            "mask_threshold": float(threshold),
+        }
+    }
 
 
 def _cascade_settings(

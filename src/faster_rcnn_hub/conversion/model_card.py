@@ -73,8 +73,22 @@ def _neck_description(config: FasterRCNNConfig) -> str:
 
 
 def detector_name(config: FasterRCNNConfig) -> str:
-    """mmdetection's name for the detector: Cascade R-CNN when the config has cascade stages."""
-    return "Cascade R-CNN" if config.cascade_stages is not None else "Faster R-CNN"
+    """mmdetection's name for the detector: Cascade R-CNN when the config has cascade stages, Mask R-CNN when it
+    has a mask head."""
+    if config.cascade_stages is not None:
+        return "Cascade Mask R-CNN" if config.mask_head is not None else "Cascade R-CNN"
+    return "Mask R-CNN" if config.mask_head is not None else "Faster R-CNN"
+
+
+def _mask_head_description(config: FasterRCNNConfig) -> str:
+    mask_head = config.mask_head
+    size = mask_head["roi_output_size"]
+    return (
+        f"RoIAlign {size}x{size}, {mask_head['num_convs']} conv 3x3 x {mask_head['conv_channels']}, deconvolution "
+        f"x{mask_head['upsample_ratio']}, {config.mask_size}x{config.mask_size} "
+        f"{'class-agnostic masks' if mask_head['class_agnostic'] else 'masks per class'}, "
+        f"pasted and binarised at {mask_head['mask_threshold']}"
+    )
 
 
 def _roi_head_description(config: FasterRCNNConfig) -> str:
@@ -125,6 +139,7 @@ def render_model_card(
         ("anchors", f"scales {config.anchor_scales}, ratios {config.anchor_ratios}, strides {config.anchor_strides}"),
         ("RPN (test)", f"top {config.rpn_nms_pre} per level, NMS {config.rpn_nms_iou_threshold}, keep {config.rpn_max_per_img}"),
         ("RoI head", _roi_head_description(config)),
+        *([("mask head", _mask_head_description(config))] if config.mask_head is not None else []),
         ("detections (test)", f"score > {config.rcnn_score_threshold}, {_nms_description(config)}, at most {config.rcnn_max_per_img}"),
         ("input", f"resize to fit {processor.size['longest_edge']}x{processor.size['shortest_edge']}, "
                   f"{processor.channel_order.upper()}, mean {processor.image_mean}, std {processor.image_std}, "

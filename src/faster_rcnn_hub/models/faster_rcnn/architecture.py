@@ -27,6 +27,21 @@ PROPOSAL_SOURCES = ("rpn", "external")
 # What each entry of a Cascade R-CNN's `cascade_stages` holds: the stage's box-coder stds, its training IoU
 # threshold and its loss weight.
 CASCADE_STAGE_KEYS = ("box_coder_stds", "iou_threshold", "loss_weight")
+# What `mask_head` (Mask R-CNN's mask branch, mmdetection's `FCNMaskHead` on a `SingleRoIExtractor`) holds, with
+# mmdetection's defaults: RoIAlign output size, sampling ratio and alignment of the mask RoI extractor; the number and
+# width of the 3x3 convolutions; the deconvolution's upsampling factor (so the mask side is
+# `roi_output_size * upsample_ratio`, 28); one mask for every class or one per class; the test-time binarisation
+# threshold (mmdetection's `test_cfg.rcnn.mask_thr_binary`).
+MASK_HEAD_DEFAULTS: dict = {
+    "roi_output_size": 14,
+    "roi_sampling_ratio": 0,
+    "roi_aligned": True,
+    "num_convs": 4,
+    "conv_channels": 256,
+    "upsample_ratio": 2,
+    "class_agnostic": False,
+    "mask_threshold": 0.5,
+}
 # The residual stage the C4 box head runs on every RoI (mmdetection's `ResLayer` with `stage=3`).
 SHARED_RES5_STAGE = 3
 
@@ -34,6 +49,7 @@ __all__ = [
     "BACKBONE_STYLES",
     "BLOCK_EXPANSION",
     "CASCADE_STAGE_KEYS",
+    "MASK_HEAD_DEFAULTS",
     "NECK_TYPES",
     "NMS_TYPES",
     "PROPOSAL_SOURCES",

@@ -17,6 +17,7 @@ from .architecture import (
     BACKBONE_STYLES,
     BLOCK_EXPANSION,
     CASCADE_STAGE_KEYS,
+    MASK_HEAD_DEFAULTS,
     NECK_TYPES,
     NMS_TYPES,
     PROPOSAL_SOURCES,
@@ -78,6 +79,7 @@ FIELD_DEFAULTS: dict[str, Any] = {
     "rcnn_max_per_img": 100,
     "proposal_source": "rpn",
     "cascade_stages": None,
+    "mask_head": None,
     "source": None,
     "train_cfg": None,
 }
@@ -200,6 +202,15 @@ class FasterRCNNConfig(PreTrainedConfig):
             but the last refines the boxes the next stage pools, and the detections take the mean of all stages'
             class logits and the last stage's boxes. `box_coder_stds` is then not used. `None` (the default): one
             box stage, Faster R-CNN. Cascade models run inference only; training them is not supported yet.
+        mask_head (`dict`, *optional*):
+            Makes the model a Mask R-CNN (mmdetection's `FCNMaskHead`): each detection's box is pooled again with
+            RoIAlign (`roi_output_size`, default 14; `roi_sampling_ratio`, default 0; `roi_aligned`, default true;
+            on the same levels as the box head), goes through `num_convs` (4) 3x3 convolutions of `conv_channels`
+            (256) channels with ReLU, a 2x2 deconvolution that upsamples by `upsample_ratio` (2) with ReLU, and a 1x1
+            convolution to one mask logit map per class (one in all with `class_agnostic`); masks are
+            `roi_output_size * upsample_ratio` (28) pixels square. `mask_threshold` (0.5) binarises the pasted mask
+            probabilities (mmdetection's `mask_thr_binary`). Missing keys take these defaults. `None` (the default):
+            no masks.
         source (`dict`, *optional*):
             Where the weights came from (checkpoint file, config name, SHA-256), recorded by the converter.
         train_cfg (`dict`, *optional*):
@@ -314,6 +325,13 @@ class FasterRCNNConfig(PreTrainedConfig):
         return len(self.cascade_stages) if self.cascade_stages is not None else 0
 
     @property
+    def mask_size(self) -> int:
+        """Side of the mask head's output masks (28 for mmdetection's Mask R-CNN), 0 without a mask head."""
+        if self.mask_head is None:
+            return 0
+        return self.mask_head["roi_output_size"] * self.mask_head["upsample_ratio"]
+
+    @property
     def num_anchors_per_location(self) -> int:
         return len(self.anchor_scales) * len(self.anchor_ratios)
 
@@ -331,6 +349,8 @@ class FasterRCNNConfig(PreTrainedConfig):
             _check_number_list(self, name, length=4, minimum=0.0)
         if self.cascade_stages is not None:
             self._validate_cascade()
+        if self.mask_head is not None:
+            self._validate_mask_head()
         if self.source is not None and not isinstance(self.source, dict):
             raise InvalidConfigError(f"source must be a mapping or null, got {type(self.source).__name__}.")
         TrainingSettings.from_mapping(self.train_cfg)
@@ -472,6 +492,32 @@ class FasterRCNNConfig(PreTrainedConfig):
             raise InvalidConfigError(
                 "cascade_stages needs reg_class_agnostic=true: each stage refines a RoI with one class-agnostic box, "
                 "as mmdetection's Cascade R-CNN does."
+            )
+
+    def _validate_mask_head(self) -> None:
+        # Missing keys take mmdetection's defaults, so the stored config always names every setting.
+        mask_head = self.mask_head
+        if not isinstance(mask_head, dict):
+            raise InvalidConfigError(f"mask_head must be a mapping or null, got {_describe(mask_head)}.")
+        unknown = sorted(set(mask_head) - set(MASK_HEAD_DEFAULTS))
+        if unknown:
+            raise InvalidConfigError(f"mask_head has unknown keys {unknown}; its keys are {list(MASK_HEAD_DEFAULTS)}.")
+        self.mask_head = mask_head = {**MASK_HEAD_DEFAULTS, **mask_head}
+        for key, minimum in (("roi_output_size", 1), ("roi_sampling_ratio", 0), ("num_convs", 0),
+                             ("conv_channels", 1), ("upsample_ratio", 1)):  # fmt: skip
+            value = mask_head[key]
+            if not _is_int(value) or value < minimum:
+                raise InvalidConfigError(f"mask_head.{key} must be an integer >= {minimum}, got {_describe(value)}.")
+        for key in ("roi_aligned", "class_agnostic"):
+            if not isinstance(mask_head[key], bool):
+                raise InvalidConfigError(f"mask_head.{key} must be true or false, got {_describe(mask_head[key])}.")
+        threshold = mask_head["mask_threshold"]
+        if not _is_number(threshold) or not 0 <= threshold <= 1:
+            raise InvalidConfigError(f"mask_head.mask_threshold must be in [0, 1], got {_describe(threshold)}.")
+        if self.neck_type != "fpn":
+            raise InvalidConfigError(
+                "mask_head needs neck_type='fpn': masks are pooled from the feature pyramid, as in mmdetection's "
+                f"Mask R-CNN FPN models; got neck_type={self.neck_type!r}."
             )
 
 

@@ -18,6 +18,8 @@ from .annotations import parse_image_annotations, training_target
 from .errors import InvalidAnnotationError, InvalidConfigError, InvalidImageError
 from .external_proposals import proposals_to_input_frame
 from .image_io import to_rgb_array
+from .mask_encoding import encode_rle
+from .mask_pasting import paste_masks
 from .saving import save_with_model_code
 
 RESIZE_BACKENDS = ("opencv", "torch")
@@ -528,6 +530,87 @@ class FasterRCNNImageProcessor(BaseImageProcessor):
             )
             keep = image_scores > threshold
             results.append({"scores": image_scores[keep], "labels": image_labels[keep], "boxes": image_boxes[keep]})
+        return results
+
+    def post_process_instance_segmentation(
+        self,
+        outputs: Any,
+        threshold: float = 0.5,
+        target_sizes: torch.Tensor | Sequence[Sequence[int]] | None = None,
+        return_binary_maps: bool = False,
+        return_coco_annotation: bool = False,
+        mask_threshold: float = 0.5,
+        overlap_mask_area_threshold: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Instances of each image with a score above `threshold`: a Mask R-CNN's masks pasted into the image, in
+        the convention of transformers' Mask2Former image processor (what `pipeline("image-segmentation")` reads).
+
+        Each detection's low-resolution mask probabilities (`outputs.pred_masks`) are pasted at its box as
+        mmdetection pastes them (`paste_masks`), and a pixel belongs to the instance where the pasted probability is
+        at least `mask_threshold`.
+
+        Args:
+            outputs: The output of a [`FasterRCNNForObjectDetection`] with a mask head (`config.mask_head`).
+            threshold: Keep detections whose score is larger than this.
+            target_sizes: `(height, width)` per image to paste into, as in `post_process_object_detection`. `None`
+                (the default, best) gives masks in original-image pixels.
+            return_binary_maps: Return `segmentation` as a `(num_instances, height, width)` bool tensor, one mask
+                per kept detection, instead of an id map.
+            return_coco_annotation: Return `segmentation` as a list of COCO RLE dicts (`{"size": [h, w],
+                "counts": str}`, as pycocotools encodes them), one per kept detection.
+            mask_threshold: Binarisation threshold of the pasted probabilities (mmdetection's `mask_thr_binary`,
+                usually `config.mask_head["mask_threshold"]`, 0.5).
+            overlap_mask_area_threshold: Accepted for `pipeline` compatibility and not used: Mask R-CNN's
+                instances are separate masks that may overlap, and none is merged or dropped.
+
+        Returns:
+            One dict per image:
+            - **segmentation**: a `(height, width)` long tensor holding at each pixel the `id` of the best-scored
+              instance covering it, -1 where none does; or the binary maps, or the RLE list (see above).
+            - **segments_info**: one dict per kept detection, by decreasing score: `id` (its index, 0, 1, ...),
+              `label_id` (index into `config.id2label`), `score` and `box` (x1, y1, x2, y2 in the target pixels).
+              An instance whose mask is empty is listed too (mmdetection keeps it).
+        """
+        if return_binary_maps and return_coco_annotation:
+            raise ValueError("return_binary_maps and return_coco_annotation cannot both be True; choose one.")
+        if outputs.get("pred_masks") is None:
+            raise InvalidConfigError(
+                "The outputs hold no masks (pred_masks): the model has no mask head (config.mask_head). Use "
+                "post_process_object_detection for a box detector."
+            )
+        valid_threshold = isinstance(mask_threshold, (int, float)) and not isinstance(mask_threshold, bool)
+        if not valid_threshold or not 0 <= mask_threshold <= 1:
+            raise ValueError(f"mask_threshold must be a number in [0, 1], got {mask_threshold!r}.")
+        detections = self.post_process_object_detection(outputs, threshold=threshold, target_sizes=target_sizes)
+        original_sizes = outputs["original_sizes"].tolist()
+        target_list = original_sizes if target_sizes is None else _as_rows(target_sizes)
+        results = []
+        for index, found in enumerate(detections):
+            height, width = (int(value) for value in target_list[index])
+            keep = outputs["scores"][index, : int(outputs["num_detections"][index])] > threshold
+            # The unclamped boxes: mmdetection pastes at the boxes as divided by the scale factor, which may pass
+            # the border by a rounding; the reported boxes are clamped to the image.
+            paste_boxes = outputs["pred_boxes"][index, : keep.numel()][keep].float()
+            original_height, original_width = original_sizes[index]
+            if (height, width) != (original_height, original_width):
+                factors = [width / original_width, height / original_height] * 2
+                paste_boxes = paste_boxes * paste_boxes.new_tensor(factors)
+            probabilities = outputs["pred_masks"][index, : keep.numel()][keep]
+            masks = paste_masks(probabilities, paste_boxes, (height, width), threshold=mask_threshold)
+            segments_info = [
+                {"id": number, "label_id": int(label), "score": float(score), "box": [float(v) for v in box]}
+                for number, (label, score, box) in enumerate(zip(found["labels"], found["scores"], found["boxes"]))
+            ]
+            if return_binary_maps:
+                segmentation: Any = masks
+            elif return_coco_annotation:
+                segmentation = [encode_rle(mask) for mask in masks]
+            else:
+                segmentation = torch.full((height, width), -1, dtype=torch.long, device=masks.device)
+                # Paint the lowest score first, so that where instances overlap the best-scored one shows.
+                for number in reversed(range(masks.size(0))):
+                    segmentation[masks[number]] = number
+            results.append({"segmentation": segmentation, "segments_info": segments_info})
         return results
 
 

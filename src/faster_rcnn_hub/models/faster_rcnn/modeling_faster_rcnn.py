@@ -35,6 +35,8 @@ from .rpn import RegionProposalNetwork
 # imported here too (tests/test_architecture.py checks it).
 from .architecture import BLOCK_EXPANSION  # noqa: F401
 from .boxes import DeltaXYWHBoxCoder  # noqa: F401
+from .mask_head import FCNMaskHead  # noqa: F401
+from .mask_pasting import paste_masks  # noqa: F401
 from .nms import batched_nms  # noqa: F401
 from .roi_align import MultiLevelRoIAlign  # noqa: F401
 from .saving import write_model_code  # noqa: F401
@@ -103,6 +105,13 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
         `(height, width)` of each resized image inside the padded batch.
     original_sizes (`torch.LongTensor` of shape `(batch_size, 2)`):
         `(height, width)` of each image before resizing: the frame of `pred_boxes`.
+    pred_masks (`torch.FloatTensor` of shape `(batch_size, max_detections, mask_size, mask_size)`, *optional*):
+        Mask R-CNN only (`config.mask_head`): each detection's mask probabilities (the sigmoid of its own class's
+        logits) over its box, at the mask head's low resolution (28x28); zeros past `num_detections`.
+        `FasterRCNNImageProcessor.post_process_instance_segmentation` (or `paste_masks`) pastes them into the
+        image.
+    pred_mask_logits (`torch.FloatTensor` of shape `(batch_size, max_detections, mask_size, mask_size)`, *optional*):
+        The logits `pred_masks` is the sigmoid of; zeros past `num_detections`.
     """
 
     loss: torch.Tensor | None = None
@@ -116,6 +125,8 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
     num_proposals: torch.Tensor | None = None
     image_sizes: torch.Tensor | None = None
     original_sizes: torch.Tensor | None = None
+    pred_masks: torch.Tensor | None = None
+    pred_mask_logits: torch.Tensor | None = None
 
 
 def _tensor_names(entries: Any) -> list[str]:
@@ -202,7 +213,8 @@ class FasterRCNNPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         # mmdetection's initialisation: Kaiming for the backbone, Xavier for the FPN, small normals for the
         # prediction layers.
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            # The mask head's deconvolution and logits too (mmdetection's `FCNMaskHead.init_weights`).
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -364,6 +376,11 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 "Training a Cascade R-CNN (config.cascade_stages) is not supported yet: this model runs inference "
                 "only. Call it without labels, or train a Faster R-CNN (a config without cascade_stages)."
             )
+        if labels is not None and self.config.mask_head is not None:
+            raise InvalidConfigError(
+                "Training a Mask R-CNN (config.mask_head) is not supported yet: this model runs inference only. Call "
+                "it without labels, or train a Faster R-CNN (a config without mask_head)."
+            )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
         if proposals is not None:
@@ -414,6 +431,12 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         detections = self.roi_heads(pyramid, proposal_boxes, image_sizes, original_sizes)
 
         max_detections, max_proposals = self.config.rcnn_max_per_img, self.config.rpn_max_per_img
+        pred_masks = pred_mask_logits = None
+        if self.config.mask_head is not None:
+            pred_mask_logits = _stack_padded([detection.mask_logits for detection in detections], max_detections, 0.0)
+            # Padding rows stay 0 (not sigmoid(0) = 0.5): no mask.
+            probabilities = [detection.mask_logits.sigmoid() for detection in detections]
+            pred_masks = _stack_padded(probabilities, max_detections, 0.0)
         output = FasterRCNNObjectDetectionOutput(
             loss=losses.loss if losses is not None else None,
             loss_dict=losses.loss_dict if losses is not None else None,
@@ -428,6 +451,8 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             num_proposals=_counts(proposal_boxes),
             image_sizes=image_sizes,
             original_sizes=original_sizes,
+            pred_masks=pred_masks,
+            pred_mask_logits=pred_mask_logits,
         )
         return output if return_dict else output.to_tuple()
 

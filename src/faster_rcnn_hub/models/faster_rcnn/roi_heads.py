@@ -12,6 +12,7 @@ from torch import nn
 
 from .boxes import DeltaXYWHBoxCoder
 from .configuration_faster_rcnn import FasterRCNNConfig
+from .mask_head import FCNMaskHead, build_mask_roi_align, mask_logits_of_boxes, select_class_maps
 from .nms import batched_nms, batched_soft_nms
 from .roi_align import MultiLevelRoIAlign, boxes_to_rois
 from .shared_res5_head import SharedRes5Head
@@ -19,11 +20,14 @@ from .shared_res5_head import SharedRes5Head
 
 @dataclass
 class Detections:
-    """Final detections of one image: boxes in original-image pixels, scores, 0-based class labels."""
+    """Final detections of one image: boxes in original-image pixels, scores, 0-based class labels; with a mask
+    head also the boxes in resized-image pixels (the mask RoIs) and each detection's own class's mask logits."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+    resized_boxes: torch.Tensor | None = None
+    mask_logits: torch.Tensor | None = None
 
 
 class BoxHead(nn.Module):
@@ -73,6 +77,7 @@ class RoIHeads(nn.Module):
             config.roi_finest_scale,
         )
         self.build_box_branch(config)
+        self.build_mask_branch(config)
         self.box_coder = DeltaXYWHBoxCoder(config.box_coder_means, config.box_coder_stds)
         self.num_classes = config.num_classes
         self.class_agnostic = config.reg_class_agnostic
@@ -102,6 +107,35 @@ class RoIHeads(nn.Module):
             self.box_head = BoxHead(in_features, config.box_head_fc_channels, config.box_head_num_fcs)
         self.box_predictor = BoxPredictor(self.box_head.out_features, config.num_classes, config.reg_class_agnostic)
 
+    def build_mask_branch(self, config: FasterRCNNConfig) -> None:
+        """Mask R-CNN's mask RoI extractor and mask head (`mask_roi_align`, `mask_head`: `None` without
+        `config.mask_head`). With a mask head, detections are found in resized-image pixels and only then
+        divided by the scale factor, as mmdetection does, because the masks are pooled at the resized boxes."""
+        self.mask_size = config.mask_size
+        self.mask_roi_align = build_mask_roi_align(config) if config.mask_head is not None else None
+        self.mask_head = (
+            FCNMaskHead(config.feature_channels, config.num_classes, config.mask_head)
+            if config.mask_head is not None
+            else None
+        )
+
+    @property
+    def predicts_masks(self) -> bool:
+        return self.mask_roi_align is not None
+
+    def add_masks(self, features: Sequence[torch.Tensor], detections: list[Detections]) -> list[Detections]:
+        """Set each detection's `mask_logits`: `(N_i, size, size)`, its own class's map at its resized box."""
+        boxes = [detection.resized_boxes for detection in detections]
+        labels = [detection.labels for detection in detections]
+        if sum(image_boxes.size(0) for image_boxes in boxes) == 0:
+            logits = [features[0].new_zeros((0, self.mask_size, self.mask_size), dtype=torch.float32) for _ in boxes]
+        else:
+            all_classes = mask_logits_of_boxes(self.mask_roi_align, self.mask_head, features, boxes)
+            logits = select_class_maps(all_classes, labels, self.mask_head.class_agnostic)
+        for detection, image_logits in zip(detections, logits):
+            detection.mask_logits = image_logits
+        return detections
+
     def forward(
         self,
         features: Sequence[torch.Tensor],
@@ -109,7 +143,7 @@ class RoIHeads(nn.Module):
         image_sizes: torch.Tensor,
         original_sizes: torch.Tensor,
     ) -> list[Detections]:
-        """Detections for each image.
+        """Detections for each image (with `mask_logits` when the model has a mask head).
 
         Args:
             features: Pyramid levels.
@@ -127,19 +161,24 @@ class RoIHeads(nn.Module):
         counts = [boxes.size(0) for boxes in proposals]
         resized = image_sizes.tolist()
         original = original_sizes.tolist()
-        return [
+        detections = [
             self.detect(image_proposals, logits, deltas, tuple(resized[index]), tuple(original[index]))
             for index, (image_proposals, logits, deltas) in enumerate(
                 zip(proposals, class_logits.split(counts), box_deltas.split(counts))
             )
         ]
+        return self.add_masks(features, detections) if self.predicts_masks else detections
 
     def _empty(self, reference: torch.Tensor) -> Detections:
-        return Detections(
+        empty = Detections(
             boxes=reference.new_zeros((0, 4), dtype=torch.float32),
             scores=reference.new_zeros((0,), dtype=torch.float32),
             labels=torch.zeros((0,), dtype=torch.long, device=reference.device),
         )
+        if self.predicts_masks:
+            empty.resized_boxes = empty.boxes
+            empty.mask_logits = reference.new_zeros((0, self.mask_size, self.mask_size), dtype=torch.float32)
+        return empty
 
     def detect(
         self,
@@ -157,6 +196,14 @@ class RoIHeads(nn.Module):
         boxes_per_roi = 1 if self.class_agnostic else self.num_classes
         references = proposals.repeat_interleave(boxes_per_roi, dim=0)
         boxes = self.box_coder.decode(references, box_deltas.reshape(-1, 4), max_shape=image_size)
+        if self.predicts_masks:
+            # mmdetection's `predict_bbox(rescale=False)` then `bboxes /= scale_factor` in the mask head: NMS on
+            # resized-image boxes, whose survivors are the mask RoIs.
+            detections = self._multiclass_nms(boxes.view(num_rois, -1), scores)
+            detections.resized_boxes = detections.boxes
+            scale_factors = detections.boxes.new_tensor(_scale_factors(image_size, original_size)).repeat(1, 2)
+            detections.boxes = detections.boxes / scale_factors
+            return detections
         boxes = boxes * boxes.new_tensor(_inverse_scale_factors(image_size, original_size)).repeat(1, 2)
         boxes = boxes.view(num_rois, -1)
         return self._multiclass_nms(boxes, scores)
@@ -183,6 +230,13 @@ class RoIHeads(nn.Module):
 def fc_box_head_in_features(config: FasterRCNNConfig) -> int:
     """Inputs of the first fully connected layer: the flattened RoIAlign output."""
     return config.feature_channels * config.roi_output_size**2
+
+
+def _scale_factors(image_size: tuple[int, int], original_size: tuple[int, int]) -> list[float]:
+    """mmdetection's `scale_factor`: `[w_scale, h_scale]` with `w_scale = resized_width / original_width`."""
+    resized_height, resized_width = image_size
+    original_height, original_width = original_size
+    return [resized_width / original_width, resized_height / original_height]
 
 
 def _inverse_scale_factors(image_size: tuple[int, int], original_size: tuple[int, int]) -> list[float]:

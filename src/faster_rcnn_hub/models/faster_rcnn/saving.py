@@ -33,6 +33,9 @@ ENTRY_POINTS = (
     ("AutoModelForObjectDetection", "modeling_faster_rcnn", "FasterRCNNForObjectDetection"),
     ("AutoImageProcessor", "image_processing_faster_rcnn", "FasterRCNNImageProcessor"),
 )
+# A Mask R-CNN (`mask_head` in config.json) is also an instance segmentation model: `pipeline("image-segmentation")`
+# loads it as remote code through these `auto_map` entries, which point at the object detection class.
+SEGMENTATION_AUTO_CLASSES = ("AutoModelForImageSegmentation", "AutoModelForInstanceSegmentation")
 CONFIG_NAME = "config.json"
 PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 
@@ -90,7 +93,13 @@ def write_model_code(folder: str | os.PathLike) -> list[str]:
     config_path, processor_path = folder / CONFIG_NAME, folder / PROCESSOR_CONFIG_NAME
     if config_path.is_file():
         config = _read_json(config_path)
-        config["auto_map"] = {**config.get("auto_map", {}), **_auto_map()}
+        auto_map = {**config.get("auto_map", {}), **_auto_map()}
+        for auto_class in SEGMENTATION_AUTO_CLASSES:
+            if config.get("mask_head") is not None:
+                auto_map[auto_class] = auto_map["AutoModelForObjectDetection"]
+            else:
+                auto_map.pop(auto_class, None)
+        config["auto_map"] = auto_map
         _write_json(config_path, config)
     if processor_path.is_file():
         settings = _read_json(processor_path)
