@@ -167,11 +167,13 @@ def test_masks_only_when_asked_and_every_object_needs_one(shapes, tmp_path):
         _collate(dataset, False)
 
 
-def _ground_truth_results(coco, as_arrays):
+def _ground_truth_results(coco, as_arrays, uncompressed=False):
     results = []
     for annotation in coco["annotations"]:
         mask = segmentation_to_mask(annotation["segmentation"], 96, 128)
         segmentation = torch.from_numpy(mask) if as_arrays else annotation["segmentation"]
+        if uncompressed:
+            segmentation = {"size": [96, 128], "counts": [int(run) for run in _runs(mask)]}
         results.append({"image_id": annotation["image_id"], "category_id": annotation["category_id"],
                         "bbox": annotation["bbox"], "score": 0.9, "segmentation": segmentation})  # fmt: skip
     return results
@@ -182,6 +184,9 @@ def test_mask_ap_of_ground_truth_masks_and_of_spoilt_ones(shapes, as_arrays):
     coco = json.loads((shapes / "annotations.json").read_text())
     results = _ground_truth_results(coco, as_arrays)
     assert coco_mask_metrics(coco, results)["AP"] == pytest.approx(1.0)
+    if not as_arrays:  # run-length lists too
+        uncompressed = _ground_truth_results(coco, False, uncompressed=True)
+        assert coco_mask_metrics(coco, uncompressed)["AP"] == pytest.approx(1.0)
     # The same boxes with masks shrunk to their top-left quarter: box AP stays perfect, mask AP falls.
     for result in results:
         mask = segmentation_to_mask(mask_to_rle(np.asarray(result["segmentation"])) if as_arrays

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.coco_masks import mask_to_rle
+from ..data.coco_masks import mask_to_rle, segmentation_problems, segmentation_to_mask
 from ..errors import FasterRCNNHubError
 
 # The first six numbers of `COCOeval.summarize()`, under mmdetection's names.
@@ -87,12 +87,17 @@ def with_rle_masks(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def _result_rle(segmentation: Any, position: int) -> dict[str, Any]:
-    """A detection's mask as COCO RLE with text `counts` (binary masks are encoded, RLE kept as it is)."""
+    """A detection's mask as COCO RLE with text `counts`: binary masks and run-length lists are encoded (pycocotools
+    scores compressed RLE only), compressed RLE is kept."""
     if isinstance(segmentation, Mapping):
-        counts = segmentation.get("counts")
-        if isinstance(counts, bytes):
-            return {"size": list(segmentation["size"]), "counts": counts.decode("ascii")}
-        return dict(segmentation)
+        problems = segmentation_problems(segmentation)
+        if problems:
+            raise FasterRCNNHubError(f"Detection {position}: {problems[0]}.")
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            return mask_to_rle(segmentation_to_mask(segmentation, *segmentation["size"]))
+        return {"size": list(segmentation["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes)
+                else counts}  # fmt: skip
     if hasattr(segmentation, "detach"):
         segmentation = segmentation.detach().cpu().numpy()
     mask = np.asarray(segmentation)
