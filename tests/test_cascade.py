@@ -1,5 +1,6 @@
 """Cascade R-CNN: each stage's boxes and logits equal mmdetection's, on the fused and unfused paths; the cascade
-config is validated and converted strictly; training a cascade model is refused with a clear error.
+config is validated and converted strictly; a converted cascade trains (forward with labels) and fine-tunes on other
+classes (test_cascade_training.py checks the stage losses themselves).
 
 The final detections of `tiny_cascade_r50_fpn_coco` (proposals, detections, end to end, pipeline) are checked with
 every other case in test_parity.py.
@@ -18,7 +19,7 @@ from PIL import Image
 from conftest import IMAGES, MANIFESTS, MMDET, case_images, reference, resized_image_path, write_manifest_config
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
 from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
-from faster_rcnn_hub.errors import FasterRCNNHubError, InvalidConfigError, UnsupportedArchitectureError
+from faster_rcnn_hub.errors import InvalidConfigError, UnsupportedArchitectureError
 from isolated_python import REMOTE_DRIVER, run_isolated
 from parity import assert_matches, compare_detections
 
@@ -87,24 +88,30 @@ def test_unfused_detections_match_mmdetection(loaded_model):
     assert_matches(comparison, f"{CASE}/{image} unfused detections")
 
 
-def test_forward_with_labels_refuses_to_train_a_cascade_model(loaded_model):
+def test_forward_with_labels_gives_every_stages_weighted_losses(loaded_model):
     model, processor = loaded_model(CASE)
     inputs = processor(images=[Image.new("RGB", (64, 48))])
     labels = [{"class_labels": torch.tensor([0]), "boxes": torch.tensor([[1.0, 1.0, 20.0, 20.0]])}]
-    with pytest.raises(InvalidConfigError, match="Training a Cascade R-CNN .* is not supported yet"):
-        model(**inputs, labels=labels)
+    with torch.no_grad():
+        outputs = model(**inputs, labels=labels)
+    stage_terms = [f"s{stage}.{name}" for stage in range(NUM_STAGES) for name in ("loss_cls", "loss_bbox")]
+    assert sorted(outputs.loss_dict) == sorted(["loss_rpn_cls", "loss_rpn_bbox", *stage_terms])
+    assert all(torch.isfinite(value) for value in outputs.loss_dict.values())
+    assert outputs.loss == pytest.approx(sum(outputs.loss_dict.values()).item())
 
 
-def test_training_setup_refuses_a_cascade_model_before_loading_it(converted_model):
-    from faster_rcnn_hub.models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
-    from faster_rcnn_hub.training.model_setup import model_for_finetuning, new_model
+def test_finetuning_a_cascade_on_other_classes_reinitialises_every_stages_class_layer(converted_model):
+    from faster_rcnn_hub.training.model_setup import model_for_finetuning
 
     folder = converted_model(CASE)
-    with pytest.raises(FasterRCNNHubError, match="training cascade models is not supported yet"):
-        model_for_finetuning(folder, ["shape"])
-    config = FasterRCNNConfig.from_pretrained(folder)
-    with pytest.raises(FasterRCNNHubError, match="training cascade models is not supported yet"):
-        new_model(config, ["shape"], FasterRCNNImageProcessor(), seed=0)
+    original = FasterRCNNForObjectDetection.from_pretrained(folder).state_dict()
+    start = model_for_finetuning(folder, ["shape"])
+    changed = sorted(key for key, value in start.model.state_dict().items() if value.shape != original[key].shape)
+    assert changed == [f"roi_heads.stages.{stage}.box_predictor.cls_score.{name}"
+                       for stage in range(NUM_STAGES) for name in ("bias", "weight")]  # fmt: skip
+    # The class-agnostic regression and everything else are kept.
+    kept = [key for key in original if key not in changed]
+    assert all(torch.equal(start.model.state_dict()[key], original[key]) for key in kept)
 
 
 def _stage(stds=(0.1, 0.1, 0.2, 0.2), iou_threshold=0.5, loss_weight=1.0) -> dict:

@@ -374,7 +374,13 @@ def _proposal_set(path: str | None) -> Any:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation import coco_box_metrics, voc_mean_average_precision
+    from ..evaluation import (
+        COCO_METRIC_NAMES,
+        coco_box_metrics,
+        coco_mask_metrics,
+        voc_mean_average_precision,
+        with_rle_masks,
+    )
 
     _check_evaluation_outputs(args)
     dataset, results = _evaluate_torch(args) if args.backend == "torch" else _evaluate_exported(args)
@@ -384,11 +390,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print("COCO box AP: " + "  ".join(f"{key} {metrics[key]:.4f}" for key in ("AP", "AP50", "AP75", "AP_small",
                                                                            "AP_medium", "AP_large")))  # fmt: skip
     print(f"Pascal VOC mAP@0.5: {voc['mAP']:.4f}")
+    payload = {key: value for key, value in metrics.items() if key != "summary"} | {"VOC_mAP50": voc["mAP"]}
+    if any("segmentation" in result for result in results):
+        # A model that segments: mask AP too, under mmdetection's segm_ names (and RLE in --results-json).
+        results = with_rle_masks(results)
+        masks = coco_mask_metrics(dataset.coco, results)
+        print(masks["summary"])
+        print("COCO mask AP: " + "  ".join(f"{key} {masks[key]:.4f}" for key in COCO_METRIC_NAMES))
+        payload |= {f"segm_{key}": masks[key] for key in COCO_METRIC_NAMES}
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(results), encoding="utf-8")
         print(f"{len(results)} detections written to {args.results_json}")
     if args.metrics_json:
-        payload = {key: value for key, value in metrics.items() if key != "summary"} | {"VOC_mAP50": voc["mAP"]}
         Path(args.metrics_json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
 
@@ -473,9 +486,12 @@ def _check_evaluation_outputs(args: argparse.Namespace) -> None:
 
 
 def _is_coco_results(content: object) -> bool:
-    """Whether parsed JSON is what `evaluate --results-json` writes: a list of COCO detection results."""
+    """Whether parsed JSON is what `evaluate --results-json` writes: a list of COCO detection results (with masks
+    for a model that segments)."""
     keys = {"image_id", "category_id", "bbox", "score"}
-    return isinstance(content, list) and all(isinstance(item, dict) and set(item) == keys for item in content)
+    return isinstance(content, list) and all(
+        isinstance(item, dict) and keys <= set(item) <= keys | {"segmentation"} for item in content
+    )
 
 
 def _is_metrics(content: object) -> bool:

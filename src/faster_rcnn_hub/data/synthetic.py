@@ -2,8 +2,9 @@
 
 Every image is drawn from its own random stream, derived from the seed and the image's index, so that image
 `i` is the same whatever the number of images asked for. Annotations are pixel-exact: each box is the tight
-box of the object's *visible* pixels (objects may overlap, but each stays at least half visible), and `area`
-is its visible pixel count, as COCO's segment area.
+box of the object's *visible* pixels (objects may overlap, but each stays at least half visible), its
+`segmentation` is those pixels exactly (COCO RLE: a later shape drawn over it hides what it covers), and `area`
+is their count, as COCO's segment area.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import FasterRCNNHubError
+from .coco_masks import mask_to_rle
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
 
@@ -52,12 +54,14 @@ class SyntheticSpec:
 
 @dataclass
 class SyntheticImage:
-    """One generated image with its objects: boxes x1, y1, x2, y2 (exclusive ends, pixels), classes, areas."""
+    """One generated image with its objects: boxes x1, y1, x2, y2 (exclusive ends, pixels), classes, areas, and
+    masks (`(H, W)` bool, each object's visible pixels: `areas` are their counts, `boxes` their tight boxes)."""
 
     image: Image.Image
     boxes: list[list[float]] = field(default_factory=list)
     classes: list[int] = field(default_factory=list)
     areas: list[int] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
 
 
 def _image_rng(seed: int, index: int) -> np.random.Generator:
@@ -261,6 +265,7 @@ def generate_image(seed: int, index: int, spec: SyntheticSpec = SyntheticSpec())
         result.boxes.append(box)
         result.classes.append(class_index)
         result.areas.append(int(visible.sum()))
+        result.masks.append(visible)
     if rng.random() < 0.3:
         # Slight blur on some images, as from a soft camera.
         result.image = result.image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 0.8))))
@@ -309,13 +314,14 @@ def write_dataset(
             sample.image.save(staging / "images" / file_name)
             images.append({"id": index + 1, "file_name": file_name, "height": spec.image_size[0],
                            "width": spec.image_size[1]})  # fmt: skip
-            for box, class_index, area in zip(sample.boxes, sample.classes, sample.areas):
+            for box, class_index, area, mask in zip(sample.boxes, sample.classes, sample.areas, sample.masks):
                 annotations.append({
                     "id": len(annotations) + 1,
                     "image_id": index + 1,
                     "category_id": class_index + 1,
                     "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
                     "area": area,
+                    "segmentation": mask_to_rle(mask),
                     "iscrowd": 0,
                 })  # fmt: skip
             if progress is not None:

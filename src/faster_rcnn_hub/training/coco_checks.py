@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..data.coco_masks import segmentation_problems
 from ..errors import InvalidAnnotationError
 
 # Problems listed in the error; the rest are counted.
@@ -64,6 +65,7 @@ def _missing_image_files(images: list[Mapping[str, Any]], image_dir: Path) -> li
 
 def _annotation_problems(coco: Mapping[str, Any]) -> list[str]:
     image_ids = {image["id"] for image in coco["images"]}
+    image_sizes = {image["id"]: (image.get("height"), image.get("width")) for image in coco["images"]}
     category_ids = {category["id"] for category in coco["categories"]}
     problems = []
     for position, annotation in enumerate(coco["annotations"]):
@@ -76,6 +78,11 @@ def _annotation_problems(coco: Mapping[str, Any]) -> list[str]:
         if annotation.get("category_id") not in category_ids:
             problems.append(f"{name}: category_id {annotation.get('category_id')!r} is no category of the file")
         problems.extend(f"{name}: {problem}" for problem in _box_problems(annotation.get("bbox")))
+        if "segmentation" in annotation:
+            height, width = image_sizes.get(annotation.get("image_id"), (None, None))
+            problems.extend(
+                f"{name}: {problem}" for problem in segmentation_problems(annotation["segmentation"], height, width)
+            )
     return problems
 
 

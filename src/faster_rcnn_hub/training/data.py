@@ -18,6 +18,7 @@ from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..proposals.proposal_file import ProposalSet
 from .coco_checks import check_coco_content
+from .mask_targets import add_mask_targets
 
 
 def read_coco_file(path: str | os.PathLike) -> dict:
@@ -149,6 +150,8 @@ class CocoDetectionDataset(Dataset):
 class DetectionDataCollator:
     """Batches `CocoDetectionDataset` samples into model inputs: `pixel_values`, `image_sizes`,
     `original_sizes` and `labels` (and `proposals`, scaled and flipped with the images, when samples have them).
+    With `with_masks`, each `labels` entry also has `masks`: `(n, H, W)` uint8, the objects' segmentations in the
+    resized, flipped and padded input frame (see `mask_targets`).
 
     Pass it as `data_collator` to transformers' `Trainer` (with `remove_unused_columns=False`).
 
@@ -158,6 +161,8 @@ class DetectionDataCollator:
         random_flip_probability: Flip probability for these batches (0 for evaluation); `None` keeps the
             processor's.
         generator: Random generator of the flips.
+        with_masks: Add the objects' instance masks to the labels (every object then needs a `segmentation`).
+            Off, nothing is decoded: box-only training does no extra work.
     """
 
     def __init__(
@@ -166,15 +171,17 @@ class DetectionDataCollator:
         category_id_to_label: Mapping[int, int] | None = None,
         random_flip_probability: float | None = None,
         generator: torch.Generator | None = None,
+        with_masks: bool = False,
     ) -> None:
         self.processor = processor
+        self.with_masks = with_masks
         self.category_id_to_label = dict(category_id_to_label) if category_id_to_label is not None else None
         self.random_flip_probability = random_flip_probability
         self.generator = generator
 
     def __call__(self, samples: Sequence[Mapping[str, Any]], generator: torch.Generator | None = None) -> Any:
         images = [np.asarray(sample["image"]) for sample in samples]
-        return self.processor(
+        batch = self.processor(
             images=images,
             annotations=[sample["annotations"] for sample in samples],
             category_id_to_label=self.category_id_to_label,
@@ -182,3 +189,7 @@ class DetectionDataCollator:
             generator=generator if generator is not None else self.generator,
             proposals=[sample["proposals"] for sample in samples] if "proposals" in samples[0] else None,
         )
+        if self.with_masks:
+            add_mask_targets(batch, [sample["annotations"] for sample in samples],
+                             [image.shape[:2] for image in images], self.category_id_to_label)  # fmt: skip
+        return batch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,7 +18,8 @@ from ..errors import InvalidAnnotationError
 from ..models.faster_rcnn.roi_align import boxes_to_rois
 from ..models.faster_rcnn.training_settings import TrainingSettings
 from .assigner import MaxIoUAssigner
-from .losses import l1_loss, sigmoid_cross_entropy, softmax_cross_entropy
+from .cascade_loss import cascade_roi_losses
+from .losses import l1_loss, sigmoid_cross_entropy, smooth_l1_loss, softmax_cross_entropy
 from .sampler import RandomSampler
 from .targets import anchor_targets, roi_targets, valid_anchor_mask
 
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 
 STAGES = ("rpn", "rcnn")
+
+# mmdetection's Cascade R-CNN configs train the RPN's regression with `SmoothL1Loss(beta=1/9)` (its Faster R-CNN
+# configs with `L1Loss`).
+CASCADE_RPN_SMOOTH_L1_BETA = 1.0 / 9.0
 
 # Maps a loss's local normaliser (sampled anchors or RoIs of this process's images) to the one it divides by; a
 # multi-process run sums it over the processes, so that each term is that of the whole batch.
@@ -147,7 +153,12 @@ def detection_losses(
             )
         if "rcnn" in stages and proposals is None:
             proposals = training_proposals(model, objectness, box_deltas, anchors, sizes, settings)
-    if "rcnn" in stages:
+    if "rcnn" in stages and model.config.cascade_stages is not None:
+        loss_dict.update(
+            cascade_roi_losses(model, features, proposals, [truth.boxes for truth in ground_truth],
+                               [truth.classes for truth in ground_truth], sizes, settings, normalizer)
+        )  # fmt: skip
+    elif "rcnn" in stages:
         loss_dict.update(roi_losses(model, features, proposals, ground_truth, settings, normalizer))
     total = sum(loss_dict.values())
     return DetectionLosses(loss=total, loss_dict=loss_dict, proposals=list(proposals) if proposals else None)
@@ -171,7 +182,8 @@ def rpn_losses(
     settings: TrainingSettings,
     normalizer: Normalizer | None = None,
 ) -> dict[str, torch.Tensor]:
-    """`loss_rpn_cls` and `loss_rpn_bbox` (mmdetection's `AnchorHead.loss_by_feat` for the RPN)."""
+    """`loss_rpn_cls` and `loss_rpn_bbox` (mmdetection's `AnchorHead.loss_by_feat` for the RPN); the regression is
+    L1, or smooth L1 with `beta=1/9` for a Cascade R-CNN, as mmdetection's configs have them."""
     assigner = MaxIoUAssigner(
         settings.rpn_pos_iou_threshold,
         settings.rpn_neg_iou_threshold,
@@ -190,6 +202,8 @@ def rpn_losses(
     avg_factor = sum(target.num_samples for target in targets)
     if normalizer is not None:
         avg_factor = normalizer(avg_factor)
+    cascade = model.config.cascade_stages is not None
+    regression_loss = partial(smooth_l1_loss, beta=CASCADE_RPN_SMOOTH_L1_BETA) if cascade else l1_loss
     logits = torch.cat([_flatten_levels(objectness, index, 1) for index in range(len(targets))]).view(-1)
     deltas = torch.cat([_flatten_levels(box_deltas, index, 4) for index in range(len(targets))])
     return {
@@ -199,7 +213,7 @@ def rpn_losses(
             torch.cat([target.objectness_weights for target in targets]),
             avg_factor,
         ),
-        "loss_rpn_bbox": l1_loss(
+        "loss_rpn_bbox": regression_loss(
             deltas,
             torch.cat([target.deltas for target in targets]),
             torch.cat([target.delta_weights for target in targets]),

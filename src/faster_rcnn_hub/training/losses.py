@@ -36,3 +36,15 @@ def l1_loss(
     if targets.numel() == 0:
         return predictions.sum() * 0
     return _reduce(torch.abs(predictions - targets), weights.to(predictions.dtype), avg_factor)
+
+
+def smooth_l1_loss(
+    predictions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, avg_factor: float, beta: float
+) -> torch.Tensor:
+    """mmdetection's `SmoothL1Loss`: `0.5 * d**2 / beta` below `beta`, `d - 0.5 * beta` above, `d = |p - t|`
+    (Cascade R-CNN's regression loss: `beta=1` in its box stages, `1/9` in its RPN)."""
+    if targets.numel() == 0:
+        return predictions.sum() * 0
+    difference = torch.abs(predictions - targets)
+    loss = torch.where(difference < beta, 0.5 * difference * difference / beta, difference - 0.5 * beta)
+    return _reduce(loss, weights.to(predictions.dtype), avg_factor)

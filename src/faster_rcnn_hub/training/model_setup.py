@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,8 @@ from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 
-# The class-dependent layers: mmdetection's `fc_cls` and `fc_reg`.
-CLASS_DEPENDENT_PREFIX = "roi_heads.box_predictor."
+# The class-dependent layers: mmdetection's `fc_cls` and `fc_reg`, of the box head or of each cascade stage.
+CLASS_DEPENDENT_KEY = re.compile(r"roi_heads\.(?:stages\.\d+\.)?box_predictor\.(cls_score|bbox_pred)\.")
 
 
 @dataclass
@@ -27,19 +28,6 @@ class StartingPoint:
     notes: list[str] = field(default_factory=list)
 
 
-def refuse_cascade(config: FasterRCNNConfig, what: str) -> None:
-    """Refuse, before any work, to train a Cascade R-CNN: its stage losses are not implemented yet.
-
-    Raises:
-        FasterRCNNHubError: `config` has `cascade_stages`.
-    """
-    if config.cascade_stages is not None:
-        raise FasterRCNNHubError(
-            f"{what} is a Cascade R-CNN ({config.num_cascade_stages} box stages); training cascade models is not "
-            "supported yet (inference is). Train a Faster R-CNN instead: a model or config without cascade_stages."
-        )
-
-
 def _labels(class_names: Sequence[str]) -> dict[int, str]:
     return {index: name for index, name in enumerate(class_names)}
 
@@ -48,9 +36,9 @@ def model_for_finetuning(model_dir: str | os.PathLike, class_names: Sequence[str
     """Load a model folder to fine-tune on a data set with `class_names`.
 
     When its classes differ from the data set's (in number, names or order), only the class-dependent
-    layers (`roi_heads.box_predictor.cls_score` and `.bbox_pred`, mmdetection's `fc_cls` and `fc_reg`) are
-    re-initialised, as mmdetection initialises them; every other weight is kept. A class-agnostic box
-    regression is kept as well.
+    layers (`roi_heads.box_predictor.cls_score` and `.bbox_pred`, mmdetection's `fc_cls` and `fc_reg`; every
+    stage's, for a Cascade R-CNN) are re-initialised, as mmdetection initialises them; every other weight is kept.
+    A class-agnostic box regression is kept as well.
     """
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -58,7 +46,6 @@ def model_for_finetuning(model_dir: str | os.PathLike, class_names: Sequence[str
             f"{model_dir} is not a model folder (no config.json); convert an mmdetection checkpoint first with "
             "faster-rcnn-hub convert."
         )
-    refuse_cascade(FasterRCNNConfig.from_pretrained(str(model_dir)), str(model_dir))
     pretrained = FasterRCNNForObjectDetection.from_pretrained(str(model_dir))
     processor = FasterRCNNImageProcessor.from_pretrained(str(model_dir))
     old_names = [pretrained.config.id2label[index] for index in range(pretrained.config.num_classes)]
@@ -72,8 +59,9 @@ def model_for_finetuning(model_dir: str | os.PathLike, class_names: Sequence[str
     state = pretrained.state_dict()
     dependent = ["cls_score"] + ([] if config.reg_class_agnostic else ["bbox_pred"])
     reinitialised = sorted(
-        key for key in model.state_dict() if any(key.startswith(f"{CLASS_DEPENDENT_PREFIX}{name}.") for name in dependent)
-    )
+        key for key in model.state_dict()
+        if (match := CLASS_DEPENDENT_KEY.match(key)) is not None and match.group(1) in dependent
+    )  # fmt: skip
     missing, unexpected = model.load_state_dict(
         {key: value for key, value in state.items() if key not in reinitialised}, strict=False
     )
@@ -92,7 +80,6 @@ def new_model(
     config: FasterRCNNConfig, class_names: Sequence[str], processor: FasterRCNNImageProcessor, seed: int
 ) -> StartingPoint:
     """A randomly initialised model (mmdetection's initialisation, seeded) for `class_names`."""
-    refuse_cascade(config, "this config")
     config = FasterRCNNConfig.from_dict(config.to_dict())
     config.id2label = _labels(class_names)
     config.label2id = {name: index for index, name in config.id2label.items()}

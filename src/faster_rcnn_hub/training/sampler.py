@@ -19,6 +19,7 @@ class SamplingResult:
         candidates: The candidate boxes sampled from; ground-truth boxes first when they were added.
         pos_gt_boxes: `(P, 4)` ground-truth box of each positive.
         pos_gt_labels: `(P,)` class of each positive.
+        num_gt_candidates: How many ground-truth boxes were put in front of the candidates (0 when none were).
     """
 
     pos_indices: torch.Tensor
@@ -26,6 +27,12 @@ class SamplingResult:
     candidates: torch.Tensor
     pos_gt_boxes: torch.Tensor
     pos_gt_labels: torch.Tensor
+    num_gt_candidates: int = 0
+
+    @property
+    def pos_is_gt(self) -> torch.Tensor:
+        """`(P,)` whether each positive is an added ground-truth box (mmdetection's `pos_is_gt`)."""
+        return self.pos_indices < self.num_gt_candidates
 
     @property
     def pos_boxes(self) -> torch.Tensor:
@@ -83,9 +90,11 @@ class RandomSampler:
         gt_labels: torch.Tensor,
     ) -> SamplingResult:
         """Sample from `candidates` `(N, 4)` given their assignment to `gt_boxes` `(K, 4)` / `gt_labels`."""
+        num_gt_candidates = 0
         if self.add_gt_as_proposals and gt_boxes.size(0) > 0:
             candidates = torch.cat([gt_boxes.to(candidates.dtype), candidates], dim=0)
             assign_result.prepend_ground_truth(gt_labels)
+            num_gt_candidates = gt_boxes.size(0)
 
         positives = torch.nonzero(assign_result.gt_indices > 0, as_tuple=False).view(-1)
         pos_indices = self._draw(positives, int(self.num * self.pos_fraction)).unique()
@@ -100,4 +109,5 @@ class RandomSampler:
             candidates=candidates,
             pos_gt_boxes=pos_gt_boxes,
             pos_gt_labels=assign_result.labels[pos_indices],
+            num_gt_candidates=num_gt_candidates,
         )

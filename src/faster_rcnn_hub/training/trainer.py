@@ -225,6 +225,11 @@ class DetectionTrainer:
     ) -> tuple[TrainingStage, ...]:
         """The schedule's stages; a Fast R-CNN (external proposals) has its own, and needs proposals in the data."""
         external = model.config.proposal_source == "external"
+        if model.config.cascade_stages is not None and options.schedule != "joint":
+            raise FasterRCNNHubError(
+                f"The '{options.schedule}' schedule is the Faster R-CNN paper's and is not implemented for a Cascade "
+                "R-CNN (config.cascade_stages); train it end to end with the joint schedule."
+            )
         if not external:
             if getattr(train_dataset, "proposals", None) is not None:
                 raise FasterRCNNHubError(

@@ -201,7 +201,8 @@ class FasterRCNNConfig(PreTrainedConfig):
             `box_head_fc_channels`) and class-agnostic box predictor (`reg_class_agnostic` must be true); every stage
             but the last refines the boxes the next stage pools, and the detections take the mean of all stages'
             class logits and the last stage's boxes. `box_coder_stds` is then not used. `None` (the default): one
-            box stage, Faster R-CNN. Cascade models run inference only; training them is not supported yet.
+            box stage, Faster R-CNN. Training a cascade follows mmdetection's `CascadeRoIHead.loss`: each stage
+            assigns its RoIs at its `iou_threshold` and its losses count `loss_weight` times.
         mask_head (`dict`, *optional*):
             Makes the model a Mask R-CNN (mmdetection's `FCNMaskHead`): each detection's box is pooled again with
             RoIAlign (`roi_output_size`, default 14; `roi_sampling_ratio`, default 0; `roi_aligned`, default true;
