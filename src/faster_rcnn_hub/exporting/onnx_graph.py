@@ -102,8 +102,11 @@ class ExportableDetector(nn.Module):
     # ------------------------------------------------------------------ second stage
     def pool(self, pyramid: list[torch.Tensor], proposals: torch.Tensor) -> torch.Tensor:
         """Multi-level RoIAlign (`MultiLevelRoIAlign` with torchvision's kernel), levels merged by scatter."""
+        return self.pool_rois(pyramid, torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1))
+
+    def pool_rois(self, pyramid: list[torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
+        """`pool` of `(R, 5)` RoIs: each row's image index in the batch, then its box."""
         extractor = self.roi_heads.roi_align
-        rois = torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1)
         pyramid = pyramid[: extractor.num_levels]
         if extractor.num_levels == 1:
             return self._align(pyramid[0], rois, 0)
