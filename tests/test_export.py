@@ -204,16 +204,21 @@ def test_soft_nms_and_bad_settings_are_refused_and_nothing_is_written(converted_
     assert [path.name for path in tmp_path.iterdir()] == ["soft"]
 
 
-def test_cascade_models_are_refused_naming_the_setting(tmp_path):
-    from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNHubError, export
+def test_a_cascade_model_exports_and_gives_the_torch_detections_at_every_image_size(
+    loaded_model, converted_model, tmp_path
+):
+    """Its three stages run in the graph: each refines the RoIs the next one pools, and the detections come from the
+    last stage's deltas with the mean of the stages' logits (tests/test_cascade.py checks the stages themselves)."""
+    from faster_rcnn_hub import export
+    from faster_rcnn_hub.runtime import OnnxDetector
 
-    stage = {"box_coder_stds": [0.1, 0.1, 0.2, 0.2], "iou_threshold": 0.5, "loss_weight": 1.0}
-    FasterRCNNConfig(cascade_stages=[stage, stage], reg_class_agnostic=True, num_classes=3).save_pretrained(
-        tmp_path / "cascade"
-    )
-    with pytest.raises(FasterRCNNHubError, match="cascade_stages has 2 stages"):
-        export(tmp_path / "cascade", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    case = "tiny_cascade_r50_fpn_coco"
+    detector = OnnxDetector(export(converted_model(case), tmp_path / "cascade"))
+    for name in SIZES_IMAGES:
+        boxes, scores, labels = detector.run(detector.preprocessor(Image.open(IMAGES / f"{name}.png")))
+        reference = torch_detections(loaded_model, case, name)
+        assert len(reference[1]) > 0, f"{name}: the test needs detections to compare"
+        assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{name} cascade")
 
 
 def test_export_never_overwrites_an_existing_output(converted_model, tmp_path):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torchvision.models.detection._utils import _topk_min
 
 from .batched_nms import ABSENT_SCORE, batch_grouped_nms, first_per_image
-from .onnx_graph import ExportableDetector
+from .onnx_graph import ExportableDetector, clip_to_sizes
 
 
 class BatchedExportableDetector(ExportableDetector):
@@ -81,9 +81,9 @@ class BatchedExportableDetector(ExportableDetector):
         """`ExportableDetector.detect` for the RoIs of a batch, each image's NMS and `max_per_img` its own."""
         heads = self.roi_heads
         batch = pyramid[0].shape[0]
-        class_logits, box_deltas = heads.box_predictor(heads.box_head(self.pool_rois(pyramid, rois)))
-        scores = F.softmax(class_logits, dim=-1)[:, :-1]
         roi_images = rois[:, 0].to(torch.int64)
+        rois, class_logits, box_deltas = self.classify(pyramid, rois, image_size[roi_images])
+        scores = F.softmax(class_logits, dim=-1)[:, :-1]
         boxes_per_roi = 1 if heads.class_agnostic else self.num_classes
         references = rois[:, 1:].repeat_interleave(boxes_per_roi, dim=0)
         boxes = heads.box_coder.decode(references, box_deltas.reshape(-1, 4)).reshape(-1, boxes_per_roi, 4)
@@ -104,16 +104,4 @@ class BatchedExportableDetector(ExportableDetector):
         return boxes[kept], scores[kept], labels[kept], images[kept]
 
 
-def clip_to_sizes(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-    """`clip_to_image` with one `(height, width)` per row: `boxes (..., 4)` and `sizes (..., 2)` broadcast."""
-    height = sizes[..., 0].to(boxes.dtype)
-    width = sizes[..., 1].to(boxes.dtype)
-    zero = torch.zeros((), dtype=boxes.dtype, device=boxes.device)
-    x1 = torch.minimum(torch.maximum(boxes[..., 0], zero), width)
-    y1 = torch.minimum(torch.maximum(boxes[..., 1], zero), height)
-    x2 = torch.minimum(torch.maximum(boxes[..., 2], zero), width)
-    y2 = torch.minimum(torch.maximum(boxes[..., 3], zero), height)
-    return torch.stack([x1, y1, x2, y2], dim=-1)
-
-
-__all__ = ["BatchedExportableDetector", "clip_to_sizes"]
+__all__ = ["BatchedExportableDetector"]

@@ -67,11 +67,6 @@ def check_exportable(config: FasterRCNNConfig) -> None:
             "operator (ONNX's NonMaxSuppression drops boxes, soft-NMS lowers their scores step by step); it cannot "
             "be exported. Models with rcnn_nms_type='nms' export."
         )
-    if getattr(config, "cascade_stages", None):
-        raise FasterRCNNHubError(
-            f"This is a Cascade R-CNN (config.cascade_stages has {len(config.cascade_stages)} stages); export covers "
-            "single-stage box heads only so far (cascade_stages=null). Run it with the PyTorch backend."
-        )
     if config.proposal_source == "external":
         raise FasterRCNNHubError(
             "This model takes its proposals from outside (config.proposal_source='external', a Fast R-CNN); the "
