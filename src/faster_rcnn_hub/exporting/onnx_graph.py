@@ -7,8 +7,8 @@ size-dependent step written as tensor operations that export to standard ONNX op
 `Range`, per-level `TopK`, `NonMaxSuppression`, `RoiAlign` (`half_pixel` from opset 16), `NonZero` and `ScatterND`.
 One exported file then serves every image size.
 
-It takes one image (batch 1): images of different padded sizes must each see only their own padding to get the
-detections they get alone (see `batching.py`), which one padded batch tensor cannot give.
+It takes one image (batch 1); `batched_graph.py` takes several images of one padded size (images of different
+padded sizes must each see only their own padding to get the detections they get alone, see `batching.py`).
 """
 
 from __future__ import annotations
