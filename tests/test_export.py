@@ -74,6 +74,82 @@ def test_openvino_export_gives_the_torch_detections_at_every_image_size(loaded_m
         Detector(folder, backend="onnxruntime")
 
 
+# chelsea (resized 800x1203) and coffee (800x1200) share the padded size 800x1216; astronaut pads to 800x800.
+SAME_PADDED_SIZE = ["chelsea", "coffee"]
+
+
+def assert_each_image_gets_its_torch_detections(loaded_model, case, names, results, what):
+    for name, (boxes, scores, labels) in zip(names, results):
+        reference = torch_detections(loaded_model, case, name)
+        assert len(reference[1]) > 0, f"{name}: the test needs detections to compare"
+        comparison = compare_detections(*reference, boxes, list(scores), list(labels))
+        assert_matches(comparison, f"{name} {what}")
+
+
+def test_a_dynamic_batch_export_runs_two_image_sizes_in_one_run_with_each_images_detections(
+    loaded_model, converted_model, tmp_path
+):
+    import onnx
+
+    from faster_rcnn_hub import Detector, export
+    from faster_rcnn_hub.runtime import OnnxDetector
+
+    case = "tiny_r50_fpn_coco"
+    folder = export(converted_model(case), tmp_path / "dynamic", batch="dynamic")
+    metadata = json.loads((folder / "export.json").read_text())
+    assert metadata["batch"] == "dynamic" and metadata["outputs"][-1] == "batch_index"
+    graph = onnx.load(str(folder / "model.onnx"))
+    assert all(node.domain in ("", "ai.onnx") for node in graph.graph.node), "custom operators in the graph"
+    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param, "the batch must be dynamic"
+
+    detector = OnnxDetector(folder)
+    prepared = [detector.preprocessor(Image.open(IMAGES / f"{name}.png")) for name in SAME_PADDED_SIZE]
+    assert prepared[0].pixel_values.shape == prepared[1].pixel_values.shape
+    assert prepared[0].image_size.tolist() != prepared[1].image_size.tolist()
+    runs = []
+    run_graph = detector.run_graph
+    detector.run_graph = lambda inputs: runs.append(inputs["pixel_values"].shape[0]) or run_graph(inputs)
+    results = detector.run_batch(prepared)
+    assert runs == [2], f"two images of one padded size must share one run, got runs of {runs}"
+    assert_each_image_gets_its_torch_detections(loaded_model, case, SAME_PADDED_SIZE, results, "onnx batch")
+
+    # A mixed batch: Detector groups the images by padded size, each group one run of the graph.
+    names = ["chelsea", "astronaut", "coffee"]
+    mixed = Detector(folder, backend="onnxruntime")
+    runs.clear()
+    run_graph = mixed.exported.run_graph
+    mixed.exported.run_graph = lambda inputs: runs.append(inputs["pixel_values"].shape[0]) or run_graph(inputs)
+    found = mixed.detect_batch([IMAGES / f"{name}.png" for name in names], threshold=0.0)
+    assert sorted(runs) == [1, 2], f"one run per padded size, got runs of {runs}"
+    results = [columns([detection.to_dict() for detection in detections]) for detections in found]
+    assert_each_image_gets_its_torch_detections(loaded_model, case, names, results, "onnx mixed batch")
+
+
+def test_a_fixed_batch_openvino_export_fills_its_last_run_and_keeps_each_images_detections(
+    loaded_model, converted_model, tmp_path, capsys
+):
+    pytest.importorskip("openvino")
+    from faster_rcnn_hub.cli.main import main
+    from faster_rcnn_hub.runtime import OpenVinoDetector
+
+    case = "tiny_r50_fpn_coco"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(converted_model(case)), str(tmp_path / "bad"), "--batch", "many"])
+    assert exit_info.value.code == 2
+    assert "--batch: expected a positive integer or 'dynamic'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    arguments = ["export", str(converted_model(case)), str(tmp_path / "two"), "--format", "openvino", "--batch", "2"]
+    assert main(arguments) == 0
+    detector = OpenVinoDetector(tmp_path / "two")
+    names = ["coffee", "chelsea", "coffee"]
+    runs = []
+    run_graph = detector.run_graph
+    detector.run_graph = lambda inputs: runs.append(inputs["pixel_values"].shape[0]) or run_graph(inputs)
+    results = detector.run_batch([detector.preprocessor(Image.open(IMAGES / f"{name}.png")) for name in names])
+    assert runs == [2, 2], f"three images through a batch-2 graph take two full runs, got {runs}"
+    assert_each_image_gets_its_torch_detections(loaded_model, case, names, results, "openvino batch 2")
+
+
 def test_export_folder_holds_the_model_and_its_settings(onnx_export):
     import onnx
 
@@ -118,24 +194,31 @@ def test_soft_nms_and_bad_settings_are_refused_and_nothing_is_written(converted_
         export(soft_nms_copy(folder, tmp_path), tmp_path / "out")
     with pytest.raises(FasterRCNNHubError, match="opset"):
         export(folder, tmp_path / "out", opset=13)
-    with pytest.raises(FasterRCNNHubError, match="batch 1"):
-        export(folder, tmp_path / "out", batch=2)
+    with pytest.raises(FasterRCNNHubError, match="--batch must be a positive integer"):
+        export(folder, tmp_path / "out", batch=0)
+    with pytest.raises(FasterRCNNHubError, match="exported-program takes one image"):
+        export(folder, tmp_path / "out", format="exported-program", batch="dynamic")
     with pytest.raises(FasterRCNNHubError, match="format"):
         export(folder, tmp_path / "out", format="tflite")
     assert not (tmp_path / "out").exists()
     assert [path.name for path in tmp_path.iterdir()] == ["soft"]
 
 
-def test_cascade_models_are_refused_naming_the_setting(tmp_path):
-    from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNHubError, export
+def test_a_cascade_model_exports_and_gives_the_torch_detections_at_every_image_size(
+    loaded_model, converted_model, tmp_path
+):
+    """Its three stages run in the graph: each refines the RoIs the next one pools, and the detections come from the
+    last stage's deltas with the mean of the stages' logits (tests/test_cascade.py checks the stages themselves)."""
+    from faster_rcnn_hub import export
+    from faster_rcnn_hub.runtime import OnnxDetector
 
-    stage = {"box_coder_stds": [0.1, 0.1, 0.2, 0.2], "iou_threshold": 0.5, "loss_weight": 1.0}
-    FasterRCNNConfig(cascade_stages=[stage, stage], reg_class_agnostic=True, num_classes=3).save_pretrained(
-        tmp_path / "cascade"
-    )
-    with pytest.raises(FasterRCNNHubError, match="cascade_stages has 2 stages"):
-        export(tmp_path / "cascade", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    case = "tiny_cascade_r50_fpn_coco"
+    detector = OnnxDetector(export(converted_model(case), tmp_path / "cascade"))
+    for name in SIZES_IMAGES:
+        boxes, scores, labels = detector.run(detector.preprocessor(Image.open(IMAGES / f"{name}.png")))
+        reference = torch_detections(loaded_model, case, name)
+        assert len(reference[1]) > 0, f"{name}: the test needs detections to compare"
+        assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{name} cascade")
 
 
 def test_export_never_overwrites_an_existing_output(converted_model, tmp_path):

@@ -29,7 +29,12 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     export.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="export format (default onnx)")
     export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 16 (default {DEFAULT_OPSET})")
     export.add_argument(
-        "--batch", type=int, default=1, help="images per run of the graph: only 1 is supported (the default)"
+        "--batch",
+        type=batch_argument,
+        default=1,
+        help="images per run of the graph: 1 (default), a count N, or 'dynamic' (any count); batched graphs take "
+        "images of one padded size and also output each detection's batch_index (the runtimes group images by "
+        "padded size)",
     )
     export.add_argument(
         "--quantize",
@@ -46,6 +51,19 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     return {"export": run_export}
 
 
+def batch_argument(text: str) -> int | str:
+    """`--batch`: a positive count of images per run, or `"dynamic"`."""
+    if text == "dynamic":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'dynamic', got {text!r}")
+    return count
+
+
 def run_export(args: argparse.Namespace) -> int:
     from ..exporting import export
 
@@ -60,8 +78,8 @@ def run_export(args: argparse.Namespace) -> int:
         calibration_images=args.calibration_images,
     )
     precision = ", int8" if args.quantize else ""
-    print(f"exported {args.model} to {folder} ({args.format}, opset {args.opset}{precision})")
+    print(f"exported {args.model} to {folder} ({args.format}, opset {args.opset}, batch {args.batch}{precision})")
     return 0
 
 
-__all__ = ["add_commands", "run_export"]
+__all__ = ["add_commands", "batch_argument", "run_export"]

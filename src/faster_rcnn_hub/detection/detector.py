@@ -156,9 +156,11 @@ class Detector:
 
     def _detect(self, arrays: list[np.ndarray], threshold: float) -> list[list[Detection]]:
         if self.exported is not None:
+            # The images of one call share a padded size (detect_batch groups them): a batched export runs
+            # them together.
             return [
-                [Detection(**detection) for detection in self.exported.detect(array, threshold)]
-                for array in arrays
+                [Detection(**detection) for detection in detections]
+                for detections in self.exported.detect_batch(arrays, threshold)
             ]
         inputs = self.processor(images=arrays, device=self.device)
         with torch.no_grad():

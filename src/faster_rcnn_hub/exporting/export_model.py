@@ -17,7 +17,16 @@ from ..runtime.export_folder import (
     OPENVINO_MODEL_FILE,
     PREPROCESSOR_FILE,
 )
-from .onnx_export import DEFAULT_OPSET, INPUT_NAMES, OUTPUT_NAMES, check_exportable, check_opset, export_onnx
+from .onnx_export import (
+    BATCH_OUTPUT_NAMES,
+    DEFAULT_OPSET,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    check_batch,
+    check_exportable,
+    check_opset,
+    export_onnx,
+)
 from .onnx_quantization import check_quantize, quantize_onnx
 from .openvino_export import export_openvino
 from .program_export import export_program
@@ -32,7 +41,7 @@ def export(
     output: str | os.PathLike,
     format: str = "onnx",
     opset: int = DEFAULT_OPSET,
-    batch: int = 1,
+    batch: int | str = 1,
     quantize: str | None = None,
     calibration_images: str | os.PathLike | None = None,
 ) -> Path:
@@ -51,7 +60,11 @@ def export(
         output: The folder to create; it must not exist (an empty folder is accepted).
         format: `"onnx"`, `"openvino"` or `"exported-program"`.
         opset: ONNX opset, at least 16.
-        batch: Images per run of the graph; only 1 (each image must see only its own padding, see `batching.py`).
+        batch: Images per run of the graph: 1 (inputs of one image: `(1, 3, H, W)`, `(2,)`, `(2,)`), a fixed count
+            `N` or `"dynamic"` (any count): inputs `(N, 3, H, W)` pixels of images of ONE padded size, `(N, 2)`
+            resized sizes and `(N, 2)` rescale factors, and a fourth output `batch_index` (the image of each
+            detection). Images of different padded sizes run in separate calls (each image must see only its own
+            zero padding, see `batching.py`); the runtime and `Detector.detect_batch` group them so.
         quantize: `"int8"` for an ONNX graph whose convolutions (backbone, FPN, RPN) are INT8 (QDQ, per-channel
             weights, static activation ranges); RoiAlign, the box head and the detection logic stay float32.
             `export.json` records it; the runtime runs it unchanged.
@@ -66,11 +79,16 @@ def export(
         raise FasterRCNNHubError(f"--format must be one of {list(EXPORT_FORMATS)}, got {format!r}.")
     check_opset(opset)
     check_quantize(quantize, calibration_images, format)
-    if batch != 1:
+    check_batch(batch)
+    if batch != 1 and format == "exported-program":
         raise FasterRCNNHubError(
-            f"--batch {batch} is not supported: the exported graph takes one image per run (batch 1). Images of "
-            "different padded sizes must each see only their own zero padding to get the detections they get alone, "
-            "which one padded batch cannot give; run images one at a time (Detector does)."
+            f"--batch {batch} is for --format onnx or openvino: the exported-program takes one image per run "
+            "(its NMS cannot be traced with a dynamic batch); use --batch 1."
+        )
+    if batch != 1 and quantize is not None:
+        raise FasterRCNNHubError(
+            f"--quantize int8 exports take one image per run so far (calibration runs one image at a time); "
+            f"use --batch 1 instead of --batch {batch}."
         )
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -96,7 +114,7 @@ def export(
         if format == "exported-program":
             export_program(detector, staging / PROGRAM_FILE, processor.pad_size_divisor if processor.do_pad else 1)
         else:
-            export_onnx(detector, staging / ONNX_MODEL_FILE, opset)
+            export_onnx(detector, staging / ONNX_MODEL_FILE, opset, batch)
         quantization: dict = {}
         if quantize is not None:
             float_model = staging / f"float32-{ONNX_MODEL_FILE}"
@@ -113,10 +131,10 @@ def export(
         metadata = {
             "format": format,
             "opset": opset,
-            "batch": 1,
+            "batch": batch,
             "source": str(model) if model is not None else "bundled default model",
             "inputs": INPUT_NAMES,
-            "outputs": OUTPUT_NAMES,
+            "outputs": OUTPUT_NAMES if batch == 1 else BATCH_OUTPUT_NAMES,
             "precision": "int8" if quantize is not None else "float32",
             **quantization,
         }

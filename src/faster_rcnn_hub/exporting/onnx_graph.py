@@ -7,8 +7,8 @@ size-dependent step written as tensor operations that export to standard ONNX op
 `Range`, per-level `TopK`, `NonMaxSuppression`, `RoiAlign` (`half_pixel` from opset 16), `NonZero` and `ScatterND`.
 One exported file then serves every image size.
 
-It takes one image (batch 1): images of different padded sizes must each see only their own padding to get the
-detections they get alone (see `batching.py`), which one padded batch tensor cannot give.
+It takes one image (batch 1); `batched_graph.py` takes several images of one padded size (images of different
+padded sizes must each see only their own padding to get the detections they get alone, see `batching.py`).
 """
 
 from __future__ import annotations
@@ -102,8 +102,11 @@ class ExportableDetector(nn.Module):
     # ------------------------------------------------------------------ second stage
     def pool(self, pyramid: list[torch.Tensor], proposals: torch.Tensor) -> torch.Tensor:
         """Multi-level RoIAlign (`MultiLevelRoIAlign` with torchvision's kernel), levels merged by scatter."""
+        return self.pool_rois(pyramid, torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1))
+
+    def pool_rois(self, pyramid: list[torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
+        """`pool` of `(R, 5)` RoIs: each row's image index in the batch, then its box."""
         extractor = self.roi_heads.roi_align
-        rois = torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1)
         pyramid = pyramid[: extractor.num_levels]
         if extractor.num_levels == 1:
             return self._align(pyramid[0], rois, 0)
@@ -125,6 +128,33 @@ class ExportableDetector(nn.Module):
             aligned=extractor.aligned,
         )
 
+    def classify(
+        self, pyramid: list[torch.Tensor], rois: torch.Tensor, clip_sizes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The second stage on `(R, 5)` RoIs: `(rois, class_logits, box_deltas)`, the deltas applying to the
+        returned RoIs.
+
+        A single box head classifies the RoIs it is given. A Cascade R-CNN (`CascadeRoIHeads.run_stages`) runs its
+        stages in sequence, each refining the RoIs the next one pools (decoded with the stage's own coder, clipped
+        to `clip_sizes`: `(2,)` or one `(height, width)` per RoI); it returns the last stage's RoIs and deltas
+        and the mean of every stage's logits, summed in stage order as mmdetection sums them.
+        """
+        heads = self.roi_heads
+        stages = getattr(heads, "stages", None)
+        if stages is None:
+            class_logits, box_deltas = heads.box_predictor(heads.box_head(self.pool_rois(pyramid, rois)))
+            return rois, class_logits, box_deltas
+        total_logits = None
+        previous = None
+        for stage in stages:
+            if previous is not None:
+                refined = clip_to_sizes(previous.box_coder.decode(rois[:, 1:], box_deltas), clip_sizes)
+                rois = torch.cat([rois[:, :1], refined], dim=1)
+            class_logits, box_deltas = stage.box_predictor(stage.box_head(self.pool_rois(pyramid, rois)))
+            total_logits = class_logits if total_logits is None else total_logits + class_logits
+            previous = stage
+        return rois, total_logits / float(len(stages)), box_deltas
+
     def detect(
         self,
         pyramid: list[torch.Tensor],
@@ -134,7 +164,9 @@ class ExportableDetector(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`RoIHeads.detect` and its multi-class NMS, in tensor operations."""
         heads = self.roi_heads
-        class_logits, box_deltas = heads.box_predictor(heads.box_head(self.pool(pyramid, proposals)))
+        rois = torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1)
+        rois, class_logits, box_deltas = self.classify(pyramid, rois, image_size)
+        proposals = rois[:, 1:]
         scores = F.softmax(class_logits, dim=-1)[:, :-1]
         boxes_per_roi = 1 if heads.class_agnostic else self.num_classes
         references = proposals.repeat_interleave(boxes_per_roi, dim=0)
@@ -161,6 +193,18 @@ def clip_to_image(boxes: torch.Tensor, image_size: torch.Tensor) -> torch.Tensor
     return torch.stack([x1, y1, x2, y2], dim=1)
 
 
+def clip_to_sizes(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """`clip_to_image` with one `(height, width)` per row: `boxes (..., 4)` and `sizes (..., 2)` broadcast."""
+    height = sizes[..., 0].to(boxes.dtype)
+    width = sizes[..., 1].to(boxes.dtype)
+    zero = torch.zeros((), dtype=boxes.dtype, device=boxes.device)
+    x1 = torch.minimum(torch.maximum(boxes[..., 0], zero), width)
+    y1 = torch.minimum(torch.maximum(boxes[..., 1], zero), height)
+    x2 = torch.minimum(torch.maximum(boxes[..., 2], zero), width)
+    y2 = torch.minimum(torch.maximum(boxes[..., 3], zero), height)
+    return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
 def grouped_nms(
     boxes: torch.Tensor, scores: torch.Tensor, group_ids: torch.Tensor, iou_threshold: float
 ) -> torch.Tensor:
@@ -180,4 +224,4 @@ def grouped_nms(
     return order[kept_ranks]
 
 
-__all__ = ["ExportableDetector", "clip_to_image", "grouped_nms"]
+__all__ = ["ExportableDetector", "clip_to_image", "clip_to_sizes", "grouped_nms"]

@@ -10,8 +10,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError
 from .export_folder import ONNX_MODEL_FILE
-from .exported_detector import OUTPUT_NAMES, ExportedDetector
-from .preprocessing import PreparedImage
+from .exported_detector import ExportedDetector
 
 
 def import_onnxruntime() -> Any:
@@ -58,9 +57,8 @@ class OnnxDetector(ExportedDetector):
             str(self.folder.path / ONNX_MODEL_FILE), options, providers=list(providers or ["CPUExecutionProvider"])
         )
 
-    def run(self, prepared: PreparedImage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        boxes, scores, labels = self.session.run(list(OUTPUT_NAMES), self.inputs(prepared))
-        return boxes, scores, labels
+    def run_graph(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self.output_names, inputs)
 
 
 __all__ = ["OnnxDetector", "import_onnxruntime"]

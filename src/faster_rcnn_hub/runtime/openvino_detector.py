@@ -9,8 +9,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError
 from .export_folder import OPENVINO_MODEL_FILE
-from .exported_detector import OUTPUT_NAMES, ExportedDetector
-from .preprocessing import PreparedImage
+from .exported_detector import ExportedDetector
 
 
 def import_openvino() -> Any:
@@ -43,12 +42,11 @@ class OpenVinoDetector(ExportedDetector):
         self.compiled = openvino.Core().compile_model(
             str(self.folder.path / OPENVINO_MODEL_FILE), device, {"INFERENCE_PRECISION_HINT": "f32"}
         )
-        self.outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
+        self.outputs = [self.compiled.output(name) for name in self.output_names]
 
-    def run(self, prepared: PreparedImage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        results = self.compiled(self.inputs(prepared))
-        boxes, scores, labels = (results[output] for output in self.outputs)
-        return boxes, scores, labels
+    def run_graph(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = self.compiled(inputs)
+        return [results[output] for output in self.outputs]
 
 
 __all__ = ["OpenVinoDetector", "import_openvino"]
