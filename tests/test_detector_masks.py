@@ -4,6 +4,8 @@ unchanged; export refuses mask models."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,28 @@ def test_a_box_models_detections_have_no_mask(converted_model):
     detections = Detector(converted_model(BOX_CASE), device="cpu")(IMAGES / "astronaut.png", threshold=THRESHOLD)
     assert detections
     assert all(detection.mask is None and "mask" not in detection.to_dict() for detection in detections)
+
+
+def test_detect_command_writes_mask_rle_and_draws_the_masks(mask_detector, converted_model, tmp_path, capsys):
+    from faster_rcnn_hub.cli import main
+
+    image = IMAGES / "astronaut.png"
+    code = main(["detect", str(image), "--model", str(converted_model(MASK_CASE)), "--threshold", str(THRESHOLD),
+                 "--output-dir", str(tmp_path), "--json", str(tmp_path / "detections.json"),
+                 "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    assert " px" in capsys.readouterr().out
+    report = json.loads((tmp_path / "detections.json").read_text())[str(image)]
+    expected = mask_detector(image, threshold=THRESHOLD)
+    assert report["detections"] == [detection.to_dict() for detection in expected]
+    assert all(set(item["mask"]) == {"size", "counts"} for item in report["detections"])
+    annotated = np.asarray(Image.open(tmp_path / "astronaut_detections.png").convert("RGB"))
+    original = np.asarray(Image.open(image).convert("RGB"))
+    covered = np.zeros(original.shape[:2], dtype=bool)
+    for detection in expected:
+        covered |= detection.mask.to_array()
+    changed = (annotated != original).any(axis=2)
+    # Mask pixels are tinted (a pixel already about the class colour may stay as it is); the rest of the picture
+    # changes only under boxes and labels.
+    assert covered.any() and changed[covered].mean() > 0.99
+    assert changed[~covered].mean() < 0.5 * changed[covered].mean()

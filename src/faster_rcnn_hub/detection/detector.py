@@ -18,11 +18,11 @@ from ..models.faster_rcnn.fused_inference import cpu_runs_fast
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
+from ..runtime.backends import open_exported
+from ..runtime.exported_detector import ExportedDetector
 from .devices import check_device
 from .instance_mask import InstanceMask, instance_masks
 from .model_folder import check_model_source
-from ..runtime.backends import open_exported
-from ..runtime.exported_detector import ExportedDetector
 
 # detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
 _BATCHES_PER_WINDOW = 4

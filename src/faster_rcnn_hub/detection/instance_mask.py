@@ -42,6 +42,31 @@ class InstanceMask:
 
     __hash__ = None  # type: ignore[assignment]  # equal masks may hold different windows
 
+    @classmethod
+    def from_rle(cls, rle: dict[str, Any]) -> InstanceMask:
+        """The mask a COCO RLE (`{"size": [height, width], "counts": str}`, as `to_rle` and `detect --json` write
+        it) describes, kept as the window around its set pixels.
+
+        Raises:
+            ValueError: `rle` is not such a dict, or its runs do not add up to `height * width`.
+        """
+        size = rle.get("size") if isinstance(rle, dict) else None
+        counts = rle.get("counts") if isinstance(rle, dict) else None
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and isinstance(counts, str)):
+            raise ValueError(f'A mask must be COCO RLE {{"size": [height, width], "counts": str}}, got {rle!r:.80}.')
+        height, width = (int(value) for value in size)
+        lengths = decompress_counts(counts)
+        if sum(lengths) != height * width or any(length < 0 for length in lengths):
+            raise ValueError(f"The mask's RLE runs cover {sum(lengths)} pixels, not height * width = {height * width}.")
+        values = np.zeros(len(lengths), dtype=bool)
+        values[1::2] = True  # runs alternate 0s and 1s, starting with 0s
+        mask = np.repeat(values, lengths).reshape((height, width), order="F")
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            return cls((height, width), 0, 0, np.zeros((0, 0), dtype=bool))
+        top, left = int(rows[0]), int(columns[0])
+        return cls((height, width), top, left, mask[top : rows[-1] + 1, left : columns[-1] + 1].copy())
+
     @property
     def area(self) -> int:
         """How many pixels the mask covers."""
@@ -80,6 +105,28 @@ class InstanceMask:
         elif zeros_after:
             lengths.append(zeros_after)
         return lengths
+
+
+def decompress_counts(counts: str) -> list[int]:
+    """pycocotools' `rleFrString`: run lengths from its compact ASCII string (the inverse of `compress_counts`)."""
+    lengths: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("The mask's RLE counts string ends in the middle of a number.")
+            chunk = ord(counts[position]) - 48
+            value |= (chunk & 0x1F) << shift
+            more = bool(chunk & 0x20)
+            position += 1
+            shift += 5
+            if not more and chunk & 0x10:
+                value |= -1 << shift  # a negative difference: sign-extend
+        if len(lengths) > 2:
+            value += lengths[-2]
+        lengths.append(value)
+    return lengths
 
 
 def instance_masks(
