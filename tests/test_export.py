@@ -221,6 +221,18 @@ def test_a_cascade_model_exports_and_gives_the_torch_detections_at_every_image_s
         assert_matches(compare_detections(*reference, boxes, scores.tolist(), labels.tolist()), f"{name} cascade")
 
 
+def test_mask_models_are_refused_naming_mask_head_and_nothing_is_written(tmp_path, capsys):
+    from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNHubError, export
+    from faster_rcnn_hub.cli import main
+
+    FasterRCNNConfig(mask_head={}, num_classes=3).save_pretrained(tmp_path / "mask")
+    with pytest.raises(FasterRCNNHubError, match=r"Mask R-CNN \(config.mask_head is set\)"):
+        export(tmp_path / "mask", tmp_path / "out")
+    assert main(["export", str(tmp_path / "mask"), str(tmp_path / "out")]) == 2
+    assert "error: This is a Mask R-CNN (config.mask_head is set)" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mask"]
+
+
 def test_export_never_overwrites_an_existing_output(converted_model, tmp_path):
     from faster_rcnn_hub import FasterRCNNHubError, export
 

@@ -91,6 +91,11 @@ def test_a_torn_last_line_is_cut_off_and_redone(images, tmp_path):
         b"notes without a final newline",
         b'{"path": "a.png", "width": 4, "height": 4, "detections": []}\n{"not": "a record"}\n',
         b'{"path": "a.png", "width": 4, "height": 4, "detections": []}\nfree text at the end',
+        b'{"path": "a.png", "width": 4, "height": 4}\n',  # no detections
+        b'{"path": "a.png", "width": 4, "height": 4, "detections": [{"label": "cat", "label_id": 0, "score": 0.9, '
+        b'"box": [0, 0, 2, 2], "mask": {"size": [4, 5], "counts": "0"}}]}\n',  # a mask of another size
+        b'{"path": "a.png", "width": 4, "height": 4, "detections": [{"label": "cat", "label_id": 0, "score": 0.9, '
+        b'"box": [0, 0, 2, 2], "mask": [[0, 1]]}]}\n',  # a mask that is not RLE
     ],
 )
 def test_a_file_predict_did_not_write_is_refused_and_left_untouched(images, tmp_path, capsys, content):

@@ -22,7 +22,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         "--output-dir", default=".", help="where to write <image>_detections.png (default: current folder); images "
         "with one file name get <image>-2_detections.png, -3, ... in the order given"
     )
-    detect.add_argument("--json", dest="json_path", help="also write all detections to this JSON file")
+    detect.add_argument(
+        "--json", dest="json_path",
+        help="also write all detections to this JSON file (a mask model's with their mask as COCO RLE)",
+    )  # fmt: skip
     detect.add_argument("--no-draw", action="store_true", help="do not write annotated images")
     detect.add_argument(
         "--overwrite", action="store_true", help="replace existing annotated images, and a --json detect did not write"
@@ -105,12 +108,15 @@ def run_detect(args: argparse.Namespace) -> int:
             print(f"{path}: {len(detections)} detections (score > {args.threshold})")
             for detection in detections:
                 box = ", ".join(f"{value:.1f}" for value in detection.box)
-                print(f"  {detection.label:<20} {detection.score:.3f}  [{box}]")
+                area = f"  mask {detection.mask.area} px" if detection.mask is not None else ""
+                print(f"  {detection.label:<20} {detection.score:.3f}  [{box}]{area}")
             records = [detection.to_dict() for detection in detections]
             report[str(path)] = {"width": image.width, "height": image.height, "detections": records}
             if not args.no_draw:
                 output_dir.mkdir(parents=True, exist_ok=True)
-                draw_detections(image, records).save(target)
+                # The masks as their windows, not the records' RLE: drawing then touches only their pixels.
+                drawn = [{**record, "mask": item.mask} for record, item in zip(records, detections)]
+                draw_detections(image, drawn).save(target)
                 print(f"  annotated image: {target}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2), encoding="utf-8")

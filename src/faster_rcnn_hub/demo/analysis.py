@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..detection import Detection
-from ..detection.drawing import draw_detections
+from ..detection.drawing import draw_detections, draw_masks
 from ..errors import FasterRCNNHubError, InvalidImageError
 from ..models.faster_rcnn.image_io import load_image
 from .gpu import on_gpu_when_available
@@ -73,7 +73,8 @@ class DemoResult:
         ]
 
     def report(self) -> dict[str, Any]:
-        """The JSON download: full-precision detections plus what produced them."""
+        """The JSON download: full-precision detections plus what produced them (a mask model's detections with
+        their `mask` as COCO RLE)."""
         width, height = self.image_size
         return {
             "model": self.model,
@@ -99,6 +100,8 @@ class DemoResult:
         settings = self.run.settings
         if (self.iou_threshold, self.max_detections) != (settings.iou_threshold, settings.max_detections):
             scope += f" (NMS IoU {self.iou_threshold:.2f}, at most {self.max_detections})"
+        if any(detection.mask is not None for detection in self.detections):
+            scope += " with masks"
         counts = self.class_counts()
         per_class = " · " + ", ".join(f"{label} {number}" for label, number in counts.items()) if counts else ""
         return (
@@ -147,9 +150,18 @@ def annotate_for_display(
 ) -> Image.Image:
     """`image` with the detections drawn, resized first so that its longer side lies within [`min_side`,
     `max_side`] (the boxes are scaled with it, and labels are sized to the picture, so they read the same at
-    the size the browser shows whatever the upload's size)."""
+    the size the browser shows whatever the upload's size). A mask model's masks are drawn under the boxes."""
     scale = display_scale(image.size, min_side, max_side)
-    items = [detection.to_dict() for detection in detections]
+    items = [
+        {"label": d.label, "label_id": d.label_id, "score": d.score, "box": list(d.box), "mask": d.mask}
+        for d in detections
+    ]
+    # A Mask R-CNN's masks are in the image's own pixels: filled and outlined before the resize, with an outline
+    # that ends up as wide as the boxes' after it.
+    shown_line_width = max(1, round(max(image.size) * scale * 0.003))  # draw_detections' default box width
+    image = draw_masks(image, items, outline_width=max(1, round(shown_line_width / scale)))
+    for item in items:
+        item["mask"] = None
     if scale != 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR)

@@ -326,9 +326,9 @@ class _PageHandlers:
             iou, cap = self.gr.update(), self.gr.update()
         else:
             details = model_details(self.catalogue, model)
-            iou = self.gr.update(value=settings.iou_threshold, interactive=settings.nms_type == "nms")
+            iou = self.gr.update(value=settings.iou_threshold, interactive=settings.rerunnable)
             cap = self.gr.update(
-                value=settings.max_detections, maximum=settings.max_detections, interactive=settings.nms_type == "nms"
+                value=settings.max_detections, maximum=settings.max_detections, interactive=settings.rerunnable
             )
         return [classes, details, model_card(self.catalogue, model), iou, cap, *shown]
 
@@ -375,7 +375,7 @@ def _build_page(gr: Any, catalogue: ModelCatalogue, initial_model: str) -> _Page
                 elem_id="classes", info="show only these (empty: all classes)",
             )  # fmt: skip
             settings = catalogue.last_stage_settings(initial_model)
-            adjustable = settings.nms_type == "nms"
+            adjustable = settings.rerunnable
             with gr.Row():
                 iou_input = gr.Slider(
                     0.05, 1.0, value=settings.iou_threshold, step=0.05, label="NMS IoU threshold",

@@ -40,11 +40,22 @@ class LastStageSettings:
     nms_type: str
     iou_threshold: float
     max_detections: int
+    # A Mask R-CNN's masks come from its mask head on the detections its own NMS kept: other settings would keep
+    # detections without a mask, so its last stage does not re-run.
+    has_masks: bool = False
 
     @classmethod
     def of(cls, model: Any) -> LastStageSettings:
         config = model.config
-        return cls(config.rcnn_nms_type, float(config.rcnn_nms_iou_threshold), int(config.rcnn_max_per_img))
+        return cls(
+            config.rcnn_nms_type, float(config.rcnn_nms_iou_threshold), int(config.rcnn_max_per_img),
+            has_masks=getattr(config, "mask_head", None) is not None,
+        )  # fmt: skip
+
+    @property
+    def rerunnable(self) -> bool:
+        """Whether `rerun_last_stage` can give this model's detections with other settings."""
+        return self.nms_type == "nms" and not self.has_masks
 
 
 class CandidateRecorder:
@@ -108,6 +119,11 @@ def rerun_last_stage(
     if not 1 <= max_detections <= settings.max_detections:
         raise FasterRCNNHubError(
             f"Max detections must lie between 1 and the model's own {settings.max_detections}, got {max_detections}."
+        )
+    if settings.has_masks:
+        raise FasterRCNNHubError(
+            "This model has a mask head: its masks belong to the detections of its own NMS settings "
+            f"(IoU {settings.iou_threshold}, up to {settings.max_detections} detections), the only ones available."
         )
     if settings.nms_type != "nms":
         raise FasterRCNNHubError(

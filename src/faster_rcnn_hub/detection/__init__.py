@@ -3,5 +3,6 @@ drawing its detections."""
 
 from .detector import NETWORK_DTYPES, Detection, Detector
 from .drawing import class_color, draw_detections
+from .instance_mask import InstanceMask
 
-__all__ = ["NETWORK_DTYPES", "Detection", "Detector", "class_color", "draw_detections"]
+__all__ = ["NETWORK_DTYPES", "Detection", "Detector", "InstanceMask", "class_color", "draw_detections"]

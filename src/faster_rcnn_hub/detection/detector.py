@@ -18,10 +18,11 @@ from ..models.faster_rcnn.fused_inference import cpu_runs_fast
 from ..models.faster_rcnn.image_io import load_image, to_rgb_array
 from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
-from .devices import check_device
-from .model_folder import check_model_source
 from ..runtime.backends import open_exported
 from ..runtime.exported_detector import ExportedDetector
+from .devices import check_device
+from .instance_mask import InstanceMask, instance_masks
+from .model_folder import check_model_source
 
 # detect_batch reads this many batches of images at a time, then runs them grouped by padded size.
 _BATCHES_PER_WINDOW = 4
@@ -29,15 +30,24 @@ _BATCHES_PER_WINDOW = 4
 
 @dataclass
 class Detection:
-    """One detected object; `box` is x1, y1, x2, y2 in pixels of the input image."""
+    """One detected object; `box` is x1, y1, x2, y2 in pixels of the input image.
+
+    A Mask R-CNN's detections also carry their `mask` (an `InstanceMask`: `mask.to_array()` is the binary mask
+    in the input image's pixels, `mask.to_rle()` its COCO RLE); a box detector's have `mask=None`.
+    """
 
     label: str
     label_id: int
     score: float
     box: list[float]
+    mask: InstanceMask | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "label_id": self.label_id, "score": self.score, "box": self.box}
+        """JSON-ready fields; `mask` (COCO RLE, `{"size": [h, w], "counts": str}`) only for a mask model."""
+        record: dict[str, Any] = {"label": self.label, "label_id": self.label_id, "score": self.score, "box": self.box}
+        if self.mask is not None:
+            record["mask"] = self.mask.to_rle()
+        return record
 
 
 NETWORK_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -166,13 +176,36 @@ class Detector:
         with torch.no_grad():
             outputs = self.model(**inputs)
         id2label = self.model.config.id2label
+        results = self.processor.post_process_object_detection(outputs, threshold=threshold)
+        masks = self._masks(outputs, threshold) if self.model.config.mask_head is not None else None
         return [
             [
-                Detection(label=id2label[int(label)], label_id=int(label), score=float(score), box=[float(v) for v in box])
-                for score, label, box in zip(result["scores"].cpu(), result["labels"].cpu(), result["boxes"].cpu())
+                Detection(
+                    label=id2label[int(label)],
+                    label_id=int(label),
+                    score=float(score),
+                    box=[float(v) for v in box],
+                    mask=None if masks is None else masks[index][number],
+                )
+                for number, (score, label, box) in enumerate(
+                    zip(result["scores"].cpu(), result["labels"].cpu(), result["boxes"].cpu())
+                )
             ]
-            for result in self.processor.post_process_object_detection(outputs, threshold=threshold)
+            for index, result in enumerate(results)
         ]
+
+    def _masks(self, outputs: Any, threshold: float) -> list[list[InstanceMask]]:
+        """Each image's kept detections' masks, pasted as `post_process_instance_segmentation` pastes them (at
+        the unclamped boxes, in original-image pixels), but each kept as the window around its box."""
+        mask_threshold = float(self.model.config.mask_head["mask_threshold"])
+        masks = []
+        for index, count in enumerate(outputs["num_detections"].tolist()):
+            keep = outputs["scores"][index, :count] > threshold
+            boxes = outputs["pred_boxes"][index, :count][keep]
+            probabilities = outputs["pred_masks"][index, :count][keep]
+            image_size = tuple(int(value) for value in outputs["original_sizes"][index].tolist())
+            masks.append(instance_masks(probabilities, boxes, image_size, mask_threshold))
+        return masks
 
 
 def _to_array(image: Any) -> np.ndarray:

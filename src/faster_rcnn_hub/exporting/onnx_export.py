@@ -67,6 +67,12 @@ def check_exportable(config: FasterRCNNConfig) -> None:
             "operator (ONNX's NonMaxSuppression drops boxes, soft-NMS lowers their scores step by step); it cannot "
             "be exported. Models with rcnn_nms_type='nms' export."
         )
+    if getattr(config, "mask_head", None) is not None:
+        raise FasterRCNNHubError(
+            "This is a Mask R-CNN (config.mask_head is set); the exported graph gives boxes only, so export covers "
+            "box detectors (mask_head=null) so far. Run it with the PyTorch backend (Detector, detect, predict), "
+            "which gives its masks."
+        )
     if config.proposal_source == "external":
         raise FasterRCNNHubError(
             "This model takes its proposals from outside (config.proposal_source='external', a Fast R-CNN); the "

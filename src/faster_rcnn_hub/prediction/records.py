@@ -2,7 +2,9 @@
 the processes of a multi-process run write.
 
 One line per image: `{"path": ..., "width": ..., "height": ..., "detections": [...]}`, or
-`{"path": ..., "error": ...}` for an image that could not be read. Each batch of lines is appended with one
+`{"path": ..., "error": ...}` for an image that could not be read. Each detection is `Detection.to_dict()`:
+`label`, `label_id`, `score`, `box`, and for a mask model `mask`, its COCO RLE (`{"size": [height, width],
+"counts": str}`). Each batch of lines is appended with one
 write, then flushed and fsync'ed, so a killed run loses at most the batch it was working on; a line torn by the
 kill (the last one) is cut off when the run is resumed.
 """
@@ -66,9 +68,9 @@ def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
     for number, line in enumerate(complete_lines, start=1):
         if not line.strip():
             continue
-        record = _parse(line)
+        record, problem = _parse(line)
         if record is None:
-            raise PredictionOutputError(_foreign_file_message(path, f"line {number}", line))
+            raise PredictionOutputError(_foreign_file_message(path, f"line {number}", line, problem))
         records.append(record)
     tail = data[kept:]
     if tail and not _starts_a_record(tail):
@@ -90,10 +92,11 @@ def _starts_a_record(tail: bytes) -> bool:
     return tail.startswith(_RECORD_START) or _RECORD_START.startswith(tail)
 
 
-def _foreign_file_message(path: Path, where: str, content: bytes) -> str:
+def _foreign_file_message(path: Path, where: str, content: bytes, problem: str | None = None) -> str:
+    why = f"; {problem}" if problem else ""
     return (
-        f"{path}, {where}, is not a detection record ({content[:80]!r}): the file is not the output of predict, "
-        "so it is left untouched. Choose another --output, or move the file away."
+        f"{path}, {where}, is not a detection record ({content[:80]!r}{why}): the file is not the output of "
+        "predict, so it is left untouched. Choose another --output, or move the file away."
     )
 
 
@@ -103,14 +106,59 @@ def resolved_key(path: str) -> str:
     return str(Path(path).resolve())
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def _parse(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The record on `line`, or `None` and what is wrong with it."""
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+        return None, None
+    problem = record_problem(record)
+    return (None, problem) if problem else (record, None)
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes `record` something `predict` does not write (`None` when it is one of its records)."""
     if not isinstance(record, dict) or not isinstance(record.get("path"), str):
-        return None
-    return record
+        return "no \"path\""
+    if "error" in record:
+        return None if isinstance(record["error"], str) else "its error is not a string"
+    height, width = record.get("height"), record.get("width")
+    if not (_is_count(height) and _is_count(width)):
+        return "no width and height"
+    detections = record.get("detections")
+    if not isinstance(detections, list):
+        return "no list of detections"
+    for number, detection in enumerate(detections):
+        problem = _detection_problem(detection, height, width)
+        if problem:
+            return f"detection {number} {problem}"
+    return None
+
+
+def _detection_problem(detection: Any, height: int, width: int) -> str | None:
+    if not isinstance(detection, dict):
+        return "is not an object"
+    if not (isinstance(detection.get("label"), str) and _is_count(detection.get("label_id"), minimum=0)):
+        return "has no label and label_id"
+    box = detection.get("box")
+    if not (_is_number(detection.get("score")) and isinstance(box, list) and len(box) == 4
+            and all(_is_number(value) for value in box)):  # fmt: skip
+        return "has no score and box"
+    if "mask" in detection:
+        mask = detection["mask"]
+        if not (isinstance(mask, dict) and isinstance(mask.get("counts"), str)):
+            return 'has a mask that is not COCO RLE {"size": [height, width], "counts": str}'
+        if mask.get("size") != [height, width]:
+            return f"has a mask of size {mask.get('size')!r}, not the image's [height, width] = [{height}, {width}]"
+    return None
+
+
+def _is_count(value: Any, minimum: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def append_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
