@@ -36,12 +36,16 @@ UNCERTAIN_PROBABILITY = 0.05
 MAX_DIFFERING_FRACTION = 0.02
 
 
+FULL_SIZE_CASE = "mask_r50_fpn_1x_coco"
+
+
 def _reference_masks(image: str) -> np.ndarray:
     return np.load(MMDET / CASE / f"{image}.masks.npz")["masks"].astype(bool)
 
 
-def _reference_logits(image: str) -> torch.Tensor:
-    return torch.from_numpy(np.load(MMDET / CASE / f"{image}.mask_logits.npz")["mask_logits"])
+def _reference_logits(image: str, case: str = CASE) -> torch.Tensor:
+    """mmdetection's mask logits of its detections, in its order (the full-size case keeps the first 50 only)."""
+    return torch.from_numpy(np.load(MMDET / case / f"{image}.mask_logits.npz")["mask_logits"])
 
 
 @pytest.mark.parametrize("image", case_images(CASE))
@@ -77,26 +81,32 @@ def _run(model, processor, image: str, fused: bool):
         model.enable_fused_inference(True)
 
 
-def assert_masks_match_mmdetection(image: str, boxes, labels, mask_logits, masks, what: str) -> None:
-    """The fixtures' head and end-to-end mask rules on the detections matched to mmdetection's."""
-    expected = reference(CASE, image)
+def assert_masks_match_mmdetection(
+    image: str, boxes, labels, mask_logits, masks, what: str, case: str = CASE
+) -> None:
+    """The fixtures' head and end-to-end mask rules on the detections matched to mmdetection's (those whose
+    logits the fixture holds). mmdetection's masks are its logits pasted at its boxes, which is exact (see
+    test_pasting_mmdetection_logits_at_its_boxes_gives_its_masks_exactly)."""
+    expected = reference(case, image)
+    reference_logits = _reference_logits(image, case)
     pairs = match_detections(expected["boxes"], expected["labels"], boxes, labels)
     assert len(pairs) >= 0.99 * len(expected["labels"]), f"{what}: only {len(pairs)} detections matched"
+    pairs = [(i, j) for i, j in pairs if i < len(reference_logits)]
     reference_index = [i for i, _ in pairs]
     index = [j for _, j in pairs]
     scale = max(expected["scale_factor"])
     box_difference = (torch.as_tensor(boxes)[index].double() - torch.tensor(expected["boxes"])[reference_index]).abs()
     resized_box_difference = box_difference.max().item() * scale
-    logit_difference = (mask_logits[index].double() - _reference_logits(image)[reference_index].double()).abs().max()
+    logit_difference = (mask_logits[index].double() - reference_logits[reference_index].double()).abs().max()
     bound = HEAD_TOLERANCE + HEAD_TOLERANCE_PER_PIXEL_OF_BOX * resized_box_difference
     assert logit_difference.item() <= bound, (
         f"{what}: mask logits differ by {logit_difference.item():.3g}, more than {bound:.3g}"
     )
     reference_boxes = torch.tensor(expected["boxes"], dtype=torch.float32)[reference_index]
     reference_probability = paste_masks(
-        _reference_logits(image)[reference_index].sigmoid(), reference_boxes, tuple(expected["ori_shape"]), None
+        reference_logits[reference_index].sigmoid(), reference_boxes, tuple(expected["ori_shape"]), None
     ).numpy()
-    reference_masks = _reference_masks(image)[reference_index]
+    reference_masks = reference_probability >= expected["mask_thr_binary"]
     found = np.asarray(masks)[index]
     differing = found != reference_masks
     uncertain = np.abs(reference_probability - 0.5) <= UNCERTAIN_PROBABILITY
@@ -137,6 +147,29 @@ def test_mask_head_and_pasted_masks_match_mmdetection(loaded_model, image, fused
         outputs.pred_mask_logits[0, :count],
         masks.numpy(),
         f"{image} fused={fused}",
+    )
+
+
+@pytest.mark.slow
+def test_full_size_mask_rcnn_masks_match_mmdetection(loaded_model):
+    """mmdetection's `mask_r50_fpn_1x_coco` (rebuilt from the manifest and seed 23): the mask head's logits and
+    the pasted masks of its first 50 detections (its detections are checked in test_parity.py)."""
+    model, processor = loaded_model(FULL_SIZE_CASE)
+    expected = reference(FULL_SIZE_CASE, "astronaut")
+    inputs = processor(images=[Image.open(resized_image_path(FULL_SIZE_CASE, "astronaut"))])
+    inputs["original_sizes"] = torch.tensor([expected["ori_shape"]])
+    with torch.no_grad():
+        outputs = model(**inputs)
+    count = int(outputs.num_detections[0])
+    masks = paste_masks(outputs.pred_masks[0, :count], outputs.pred_boxes[0, :count], tuple(expected["ori_shape"]))
+    assert_masks_match_mmdetection(
+        "astronaut",
+        outputs.pred_boxes[0, :count],
+        outputs.labels[0, :count].tolist(),
+        outputs.pred_mask_logits[0, :count],
+        masks.numpy(),
+        f"{FULL_SIZE_CASE} astronaut",
+        case=FULL_SIZE_CASE,
     )
 
 
