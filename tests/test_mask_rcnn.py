@@ -17,7 +17,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import IMAGES, MANIFESTS, MMDET, case_images, reference, resized_image_path, write_manifest_config
+from conftest import (
+    IMAGES,
+    MANIFESTS,
+    MMDET,
+    case_images,
+    reference,
+    resized_image_path,
+    write_manifest_config,
+)
 from isolated_python import run_isolated
 from parity import assert_matches, compare_detections, match_detections
 from PIL import Image
@@ -25,6 +33,7 @@ from transformers import pipeline
 
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
 from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
+from faster_rcnn_hub.conversion.state_dict import convert_state_dict
 from faster_rcnn_hub.errors import InvalidConfigError, UnsupportedArchitectureError
 from faster_rcnn_hub.models.faster_rcnn.mask_encoding import encode_rle
 from faster_rcnn_hub.models.faster_rcnn.mask_pasting import paste_masks
@@ -327,7 +336,13 @@ def test_zoo_mask_rcnn_config_converts_every_key(tmp_path):
 @pytest.mark.parametrize(
     "name,change,message",
     [
-        ("cascade_mask_r50_fpn_1x_coco", lambda cfg: None, r"Cascade Mask R-CNN\) is not supported yet"),
+        (
+            "cascade_mask_r50_fpn_1x_coco",
+            lambda cfg: cfg["roi_head"].update(
+                mask_head=[cfg["roi_head"]["mask_head"], cfg["roi_head"]["mask_head"], {"type": "FCNMaskHead"}]
+            ),
+            r"`model.roi_head.mask_head` differs between the cascade stages",
+        ),
         (
             "mask_r50_fpn_1x_coco",
             lambda cfg: cfg["roi_head"]["mask_head"].update(upsample_cfg={"type": "bilinear", "scale_factor": 2}),
@@ -345,7 +360,7 @@ def test_zoo_mask_rcnn_config_converts_every_key(tmp_path):
         ),
         ("mask_r50_fpn_1x_coco", lambda cfg: cfg["test_cfg"]["rcnn"].update(mask_thr_binary=-1), r"mask_thr_binary"),
     ],
-    ids=["cascade-mask", "bilinear-upsample", "group-norm", "other-levels", "soft-masks"],
+    ids=["cascade-stages-differ", "bilinear-upsample", "group-norm", "other-levels", "soft-masks"],
 )
 def test_unsupported_mask_configs_are_refused_naming_the_field(name, change, message, tmp_path):
     manifest = copy.deepcopy(_manifest(name))
@@ -400,3 +415,63 @@ def test_converted_folder_segments_as_remote_code(converted_model, loaded_model,
     assert [item["pixels"] for item in remote] == [
         int((local["segmentation"] == number).sum()) for number in range(len(remote))
     ]
+
+
+CASCADE_CASE = "tiny_cascade_r50_fpn_coco"
+
+
+def test_zoo_cascade_mask_rcnn_config_converts_every_key(tmp_path):
+    """mmdetection's Cascade Mask R-CNN: its mask head, and a place of the right shape for each of its checkpoint's
+    400 keys, among them three mask heads, one per stage."""
+    manifest = _manifest("cascade_mask_r50_fpn_1x_coco")
+    settings = settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / "cascade.py")))
+    assert settings.model["mask_head"]["conv_channels"] == 256 and len(settings.model["cascade_stages"]) == 3
+    config = FasterRCNNConfig(num_classes=settings.num_classes, **settings.model)
+    with torch.device("meta"):
+        shapes = {key: tuple(value.shape) for key, value in FasterRCNNForObjectDetection(config).state_dict().items()}
+    renamed = {rename_key(key): tuple(shape) for key, shape in manifest["keys"]}
+    assert None not in renamed, "a checkpoint key has no rule"
+    assert renamed == shapes
+    assert sum(".mask_head." in key for key in shapes) == 3 * 12
+    # The converter's strict renaming takes every key onto the model, shapes checked (meta tensors: no data).
+    with torch.device("meta"):
+        source = {key: torch.empty(shape) for key, shape in manifest["keys"]}
+        target = FasterRCNNForObjectDetection(config).state_dict()
+    assert set(convert_state_dict(source, target)) == set(target)
+
+
+def test_cascade_mask_rcnn_averages_the_stages_masks_at_the_last_stage_boxes(loaded_model):
+    """mmdetection's `CascadeRoIHead.predict_mask`: every stage's mask head runs on the final boxes (the last
+    stage's, before rescaling), and a detection's mask is the mean of the stages' sigmoids of its class. The tiny
+    Cascade R-CNN with mask heads added (seeded weights): its detections stay mmdetection's."""
+    cascade, processor = loaded_model(CASCADE_CASE)
+    config = FasterRCNNConfig(**{**cascade.config.to_dict(), "mask_head": {"conv_channels": 16}})
+    torch.manual_seed(0)
+    model = FasterRCNNForObjectDetection(config).eval()
+    missing, unexpected = model.load_state_dict(cascade.state_dict(), strict=False)
+    assert not unexpected and all(".mask_head." in key for key in missing)
+    image = "camera"
+    expected = reference(CASCADE_CASE, image)
+    inputs = processor(images=[Image.open(resized_image_path(CASCADE_CASE, image))])
+    inputs["original_sizes"] = torch.tensor([expected["ori_shape"]])
+    with torch.no_grad():
+        outputs = model(**inputs)
+        count = int(outputs.num_detections[0])
+        comparison = compare_detections(
+            expected["boxes"], expected["scores"], expected["labels"],
+            outputs.pred_boxes[0, :count], outputs.scores[0, :count].tolist(), outputs.labels[0, :count].tolist(),
+        )  # fmt: skip
+        assert_matches(comparison, f"{CASCADE_CASE}/{image} with mask heads")
+        assert outputs.pred_mask_logits is None
+        # Rebuild the masks by hand from the final boxes in resized pixels (mmdetection's mask RoIs).
+        height, width = inputs["padded_sizes"][0].tolist()
+        pyramid = model.fpn(model.backbone(inputs["pixel_values"][..., :height, :width]))
+        scale = torch.tensor(expected["scale_factor"][:2] * 2, dtype=torch.float32)
+        resized_boxes = outputs.pred_boxes[0, :count] * scale
+        rois = torch.cat([resized_boxes.new_zeros(count, 1), resized_boxes], dim=1)
+        pooled = model.roi_heads.mask_roi_align(pyramid, rois)
+        labels = outputs.labels[0, :count]
+        per_stage = [stage.mask_head(pooled).sigmoid()[torch.arange(count), labels] for stage in model.roi_heads.stages]
+    averaged = sum(per_stage) / len(per_stage)
+    torch.testing.assert_close(outputs.pred_masks[0, :count], averaged, atol=1e-4, rtol=0)
+    assert (per_stage[-1] - averaged).abs().max() > 1e-2, "the stages' masks should differ for this test to bite"
