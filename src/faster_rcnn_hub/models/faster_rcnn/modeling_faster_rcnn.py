@@ -107,9 +107,9 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
         `(height, width)` of each image before resizing: the frame of `pred_boxes`.
     pred_masks (`torch.FloatTensor` of shape `(batch_size, max_detections, mask_size, mask_size)`, *optional*):
         Mask R-CNN only (`config.mask_head`): each detection's mask probabilities (the sigmoid of its own class's
-        logits; for a Cascade Mask R-CNN the mean of its stages' sigmoids) over its box, at the mask head's low resolution (28x28); zeros past `num_detections`.
-        `FasterRCNNImageProcessor.post_process_instance_segmentation` (or `paste_masks`) pastes them into the
-        image.
+        logits; for a Cascade Mask R-CNN the mean of its stages' sigmoids) over its box, at the mask head's low
+        resolution (28x28); zeros past `num_detections`. `FasterRCNNImageProcessor.post_process_instance_segmentation`
+        (or `paste_masks`) pastes them into the image.
     pred_mask_logits (`torch.FloatTensor` of shape `(batch_size, max_detections, mask_size, mask_size)`, *optional*):
         The logits `pred_masks` is the sigmoid of; zeros past `num_detections`. `None` for a Cascade Mask R-CNN,
         whose masks are the mean of its stages' mask probabilities.
