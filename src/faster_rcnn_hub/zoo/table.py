@@ -49,6 +49,8 @@ class ZooEntry:
         sha256_prefix: The 8 hex digits before `.pth` in the file name: the start of the file's SHA-256.
         box_ap: The box AP mmdetection reports for the checkpoint (`None` when unknown).
         eval_dataset: The dataset `box_ap` was measured on, e.g. `COCO`.
+        mask_ap: The mask AP mmdetection reports for a Mask R-CNN or Cascade Mask R-CNN checkpoint (`None` for box
+            detectors).
         training_data: What the checkpoint was trained on, e.g. `COCO`.
         mmdet_config: The resolved mmdetection config, reduced to its `model` section (training-only keys
             dropped) and the test dataset (type and pipeline): what the converter reads.
@@ -64,6 +66,7 @@ class ZooEntry:
     training_data: str
     mmdet_config: dict[str, Any] = field(repr=False, compare=False)
     aliases: tuple[str, ...] = ()
+    mask_ap: float | None = None
 
     @property
     def filename(self) -> str:
@@ -94,6 +97,8 @@ class ZooEntry:
             "url": self.url,
             "sha256_prefix": self.sha256_prefix,
             "box_ap": self.box_ap,
+            # Only mask models carry it, so that the box detectors' entries read as before.
+            **({"mask_ap": self.mask_ap} if self.mask_ap is not None else {}),
             "eval_dataset": self.eval_dataset,
             "training_data": self.training_data,
             "mmdet_config": self.mmdet_config,
@@ -111,6 +116,7 @@ class ZooEntry:
             training_data=data["training_data"],
             mmdet_config=data["mmdet_config"],
             aliases=tuple(data.get("aliases", ())),
+            mask_ap=data.get("mask_ap"),
         )
 
 
