@@ -200,13 +200,18 @@ def _instances(loaded_model, image: str, **kwargs):
     return processor.post_process_instance_segmentation(_outputs_from_file(loaded_model, image), **kwargs)[0]
 
 
+# Inputs a quarter of the test scale's pixels, to keep the batch checks fast.
+SMALL_SIZE = {"longest_edge": 666, "shortest_edge": 400}
+
+
 def test_a_batch_of_differently_sized_images_gives_each_its_own_masks(loaded_model):
     model, processor = loaded_model(CASE)
-    names = ("chelsea", "camera")
+    processor = processor.with_settings(size=SMALL_SIZE)
+    images = [Image.open(IMAGES / f"{name}.png") for name in ("chelsea", "camera")]
     with torch.no_grad():
-        batch = model(**processor(images=[Image.open(IMAGES / f"{name}.png") for name in names]))
-    for index, name in enumerate(names):
-        single = _outputs_from_file(loaded_model, name)
+        batch = model(**processor(images=images))
+        alone = [model(**processor(images=[image])) for image in images]
+    for index, single in enumerate(alone):
         count = int(single.num_detections[0])
         assert int(batch.num_detections[index]) == count
         torch.testing.assert_close(batch.pred_masks[index, :count], single.pred_masks[0, :count], atol=1e-5, rtol=0)
@@ -256,8 +261,8 @@ def test_rle_encoding_equals_the_pycocotools_strings_of_the_fixtures(image):
 
 def test_image_segmentation_pipeline_reports_the_instances(converted_model, loaded_model):
     segmenter = pipeline("image-segmentation", model=str(converted_model(CASE)))
-    found = segmenter(str(IMAGES / "chelsea.png"), subtask="instance", threshold=0.2)
-    id_map = _instances(loaded_model, "chelsea", threshold=0.2)
+    found = segmenter(str(IMAGES / "camera.png"), subtask="instance", threshold=0.2)
+    id_map = _instances(loaded_model, "camera", threshold=0.2)
     id2label = segmenter.model.config.id2label
     assert [item["label"] for item in found] == [id2label[item["label_id"]] for item in id_map["segments_info"]]
     assert [item["score"] for item in found] == [item["score"] for item in id_map["segments_info"]]
@@ -405,10 +410,10 @@ def test_converted_folder_segments_as_remote_code(converted_model, loaded_model,
     folder = converted_model(CASE)
     driver = tmp_path / "driver.py"
     driver.write_text(REMOTE_SEGMENTATION_DRIVER)
-    done = run_isolated(driver, str(folder), str(IMAGES / "chelsea.png"), "0.2", tmp_path=tmp_path)
+    done = run_isolated(driver, str(folder), str(IMAGES / "camera.png"), "0.2", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     remote = json.loads(done.stdout.strip().splitlines()[-1])
-    local = _instances(loaded_model, "chelsea", threshold=0.2)
+    local = _instances(loaded_model, "camera", threshold=0.2)
     id2label = loaded_model(CASE)[0].config.id2label
     assert [(item["label"], item["score"]) for item in remote] == [
         (id2label[item["label_id"]], item["score"]) for item in local["segments_info"]
@@ -444,30 +449,26 @@ def test_zoo_cascade_mask_rcnn_config_converts_every_key(tmp_path):
 def test_cascade_mask_rcnn_averages_the_stages_masks_at_the_last_stage_boxes(loaded_model):
     """mmdetection's `CascadeRoIHead.predict_mask`: every stage's mask head runs on the final boxes (the last
     stage's, before rescaling), and a detection's mask is the mean of the stages' sigmoids of its class. The tiny
-    Cascade R-CNN with mask heads added (seeded weights): its detections stay mmdetection's."""
+    Cascade R-CNN with mask heads added (seeded weights), on a small input."""
     cascade, processor = loaded_model(CASCADE_CASE)
     config = FasterRCNNConfig(**{**cascade.config.to_dict(), "mask_head": {"conv_channels": 16}})
     torch.manual_seed(0)
     model = FasterRCNNForObjectDetection(config).eval()
     missing, unexpected = model.load_state_dict(cascade.state_dict(), strict=False)
     assert not unexpected and all(".mask_head." in key for key in missing)
-    image = "camera"
-    expected = reference(CASCADE_CASE, image)
-    inputs = processor(images=[Image.open(resized_image_path(CASCADE_CASE, image))])
-    inputs["original_sizes"] = torch.tensor([expected["ori_shape"]])
+    inputs = processor.with_settings(size=SMALL_SIZE)(images=[Image.open(IMAGES / "camera.png")])
     with torch.no_grad():
         outputs = model(**inputs)
         count = int(outputs.num_detections[0])
-        comparison = compare_detections(
-            expected["boxes"], expected["scores"], expected["labels"],
-            outputs.pred_boxes[0, :count], outputs.scores[0, :count].tolist(), outputs.labels[0, :count].tolist(),
-        )  # fmt: skip
-        assert_matches(comparison, f"{CASCADE_CASE}/{image} with mask heads")
-        assert outputs.pred_mask_logits is None
+        assert count > 10 and outputs.pred_mask_logits is None
         # Rebuild the masks by hand from the final boxes in resized pixels (mmdetection's mask RoIs).
         height, width = inputs["padded_sizes"][0].tolist()
         pyramid = model.fpn(model.backbone(inputs["pixel_values"][..., :height, :width]))
-        scale = torch.tensor(expected["scale_factor"][:2] * 2, dtype=torch.float32)
+        (resized_height, resized_width), (original_height, original_width) = (
+            inputs["image_sizes"][0].tolist(),
+            inputs["original_sizes"][0].tolist(),
+        )
+        scale = torch.tensor([resized_width / original_width, resized_height / original_height] * 2)
         resized_boxes = outputs.pred_boxes[0, :count] * scale
         rois = torch.cat([resized_boxes.new_zeros(count, 1), resized_boxes], dim=1)
         pooled = model.roi_heads.mask_roi_align(pyramid, rois)
