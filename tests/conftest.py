@@ -31,6 +31,7 @@ CASE_SCALES = {
     "x101_32x8d_fpn_ms_3x_coco": "1333x800",
     "r50_fpn_1x_cityscapes": "2048x1024",
     "cascade_r50_fpn_1x_coco": "1333x800",
+    "mask_r50_fpn_1x_coco": "1333x800",
 }
 
 

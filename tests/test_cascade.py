@@ -174,7 +174,6 @@ def test_zoo_cascade_config_converts_every_key(tmp_path):
 @pytest.mark.parametrize(
     "name,change,message",
     [
-        ("cascade_mask_r50_fpn_1x_coco", lambda cfg: None, r"mask_head.* is not supported yet"),
         (
             "cascade_r50_fpn_1x_coco",
             lambda cfg: cfg["roi_head"]["bbox_head"][1].update(reg_class_agnostic=False),
@@ -187,7 +186,7 @@ def test_zoo_cascade_config_converts_every_key(tmp_path):
         ),
         ("cascade_r50_fpn_1x_coco", lambda cfg: cfg["roi_head"].update(type="StandardRoIHead"), r"CascadeRoIHead"),
     ],
-    ids=["cascade-mask", "class-specific-stage", "stages-differ", "standard-roi-head"],
+    ids=["class-specific-stage", "stages-differ", "standard-roi-head"],
 )
 def test_unsupported_cascade_configs_are_refused_naming_the_field(name, change, message, tmp_path):
     manifest = copy.deepcopy(_manifest(name))

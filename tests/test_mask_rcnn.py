@@ -17,7 +17,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import IMAGES, MANIFESTS, MMDET, case_images, reference, resized_image_path, write_manifest_config
+from conftest import (
+    IMAGES,
+    MANIFESTS,
+    MMDET,
+    case_images,
+    reference,
+    resized_image_path,
+    write_manifest_config,
+)
 from isolated_python import run_isolated
 from parity import assert_matches, compare_detections, match_detections
 from PIL import Image
@@ -25,6 +33,7 @@ from transformers import pipeline
 
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
 from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
+from faster_rcnn_hub.conversion.state_dict import convert_state_dict
 from faster_rcnn_hub.errors import InvalidConfigError, UnsupportedArchitectureError
 from faster_rcnn_hub.models.faster_rcnn.mask_encoding import encode_rle
 from faster_rcnn_hub.models.faster_rcnn.mask_pasting import paste_masks
@@ -36,12 +45,16 @@ UNCERTAIN_PROBABILITY = 0.05
 MAX_DIFFERING_FRACTION = 0.02
 
 
+FULL_SIZE_CASE = "mask_r50_fpn_1x_coco"
+
+
 def _reference_masks(image: str) -> np.ndarray:
     return np.load(MMDET / CASE / f"{image}.masks.npz")["masks"].astype(bool)
 
 
-def _reference_logits(image: str) -> torch.Tensor:
-    return torch.from_numpy(np.load(MMDET / CASE / f"{image}.mask_logits.npz")["mask_logits"])
+def _reference_logits(image: str, case: str = CASE) -> torch.Tensor:
+    """mmdetection's mask logits of its detections, in its order (the full-size case keeps the first 50 only)."""
+    return torch.from_numpy(np.load(MMDET / case / f"{image}.mask_logits.npz")["mask_logits"])
 
 
 @pytest.mark.parametrize("image", case_images(CASE))
@@ -65,6 +78,19 @@ def test_pasting_keeps_probabilities_without_a_threshold_and_handles_degenerate_
     assert not bool(binary.any())
 
 
+_outputs_of_files: dict = {}
+
+
+def _outputs_from_file(loaded_model, image: str):
+    """The model's outputs for the original file through the processor (the documented API; its input is bit for
+    bit mmdetection's resized image, test_parity.py checks), on the default fused path, computed once per image."""
+    if image not in _outputs_of_files:
+        model, processor = loaded_model(CASE)
+        with torch.no_grad():
+            _outputs_of_files[image] = model(**processor(images=[Image.open(IMAGES / f"{image}.png")]))
+    return _outputs_of_files[image]
+
+
 def _run(model, processor, image: str, fused: bool):
     expected = reference(CASE, image)
     inputs = processor(images=[Image.open(resized_image_path(CASE, image))])
@@ -77,26 +103,32 @@ def _run(model, processor, image: str, fused: bool):
         model.enable_fused_inference(True)
 
 
-def assert_masks_match_mmdetection(image: str, boxes, labels, mask_logits, masks, what: str) -> None:
-    """The fixtures' head and end-to-end mask rules on the detections matched to mmdetection's."""
-    expected = reference(CASE, image)
+def assert_masks_match_mmdetection(
+    image: str, boxes, labels, mask_logits, masks, what: str, case: str = CASE
+) -> None:
+    """The fixtures' head and end-to-end mask rules on the detections matched to mmdetection's (those whose
+    logits the fixture holds). mmdetection's masks are its logits pasted at its boxes, which is exact (see
+    test_pasting_mmdetection_logits_at_its_boxes_gives_its_masks_exactly)."""
+    expected = reference(case, image)
+    reference_logits = _reference_logits(image, case)
     pairs = match_detections(expected["boxes"], expected["labels"], boxes, labels)
     assert len(pairs) >= 0.99 * len(expected["labels"]), f"{what}: only {len(pairs)} detections matched"
+    pairs = [(i, j) for i, j in pairs if i < len(reference_logits)]
     reference_index = [i for i, _ in pairs]
     index = [j for _, j in pairs]
     scale = max(expected["scale_factor"])
     box_difference = (torch.as_tensor(boxes)[index].double() - torch.tensor(expected["boxes"])[reference_index]).abs()
     resized_box_difference = box_difference.max().item() * scale
-    logit_difference = (mask_logits[index].double() - _reference_logits(image)[reference_index].double()).abs().max()
+    logit_difference = (mask_logits[index].double() - reference_logits[reference_index].double()).abs().max()
     bound = HEAD_TOLERANCE + HEAD_TOLERANCE_PER_PIXEL_OF_BOX * resized_box_difference
     assert logit_difference.item() <= bound, (
         f"{what}: mask logits differ by {logit_difference.item():.3g}, more than {bound:.3g}"
     )
     reference_boxes = torch.tensor(expected["boxes"], dtype=torch.float32)[reference_index]
     reference_probability = paste_masks(
-        _reference_logits(image)[reference_index].sigmoid(), reference_boxes, tuple(expected["ori_shape"]), None
+        reference_logits[reference_index].sigmoid(), reference_boxes, tuple(expected["ori_shape"]), None
     ).numpy()
-    reference_masks = _reference_masks(image)[reference_index]
+    reference_masks = reference_probability >= expected["mask_thr_binary"]
     found = np.asarray(masks)[index]
     differing = found != reference_masks
     uncertain = np.abs(reference_probability - 0.5) <= UNCERTAIN_PROBABILITY
@@ -118,7 +150,7 @@ PATH_IDS = [f"{image}-{'fused' if fused else 'unfused'}" for image, fused in PAT
 @pytest.mark.parametrize("image,fused", PATHS, ids=PATH_IDS)
 def test_mask_head_and_pasted_masks_match_mmdetection(loaded_model, image, fused):
     model, processor = loaded_model(CASE)
-    outputs = _run(model, processor, image, fused)
+    outputs = _outputs_from_file(loaded_model, image) if fused else _run(model, processor, image, fused)
     count = int(outputs.num_detections[0])
     expected = reference(CASE, image)
     comparison = compare_detections(
@@ -140,16 +172,27 @@ def test_mask_head_and_pasted_masks_match_mmdetection(loaded_model, image, fused
     )
 
 
-_outputs_of_files: dict = {}
-
-
-def _outputs_from_file(loaded_model, image: str):
-    """The model's outputs for the original file through the processor, computed once per image."""
-    if image not in _outputs_of_files:
-        model, processor = loaded_model(CASE)
-        with torch.no_grad():
-            _outputs_of_files[image] = model(**processor(images=[Image.open(IMAGES / f"{image}.png")]))
-    return _outputs_of_files[image]
+@pytest.mark.slow
+def test_full_size_mask_rcnn_masks_match_mmdetection(loaded_model):
+    """mmdetection's `mask_r50_fpn_1x_coco` (rebuilt from the manifest and seed 23): the mask head's logits and
+    the pasted masks of its first 50 detections (its detections are checked in test_parity.py)."""
+    model, processor = loaded_model(FULL_SIZE_CASE)
+    expected = reference(FULL_SIZE_CASE, "astronaut")
+    inputs = processor(images=[Image.open(resized_image_path(FULL_SIZE_CASE, "astronaut"))])
+    inputs["original_sizes"] = torch.tensor([expected["ori_shape"]])
+    with torch.no_grad():
+        outputs = model(**inputs)
+    count = int(outputs.num_detections[0])
+    masks = paste_masks(outputs.pred_masks[0, :count], outputs.pred_boxes[0, :count], tuple(expected["ori_shape"]))
+    assert_masks_match_mmdetection(
+        "astronaut",
+        outputs.pred_boxes[0, :count],
+        outputs.labels[0, :count].tolist(),
+        outputs.pred_mask_logits[0, :count],
+        masks.numpy(),
+        f"{FULL_SIZE_CASE} astronaut",
+        case=FULL_SIZE_CASE,
+    )
 
 
 def _instances(loaded_model, image: str, **kwargs):
@@ -157,13 +200,18 @@ def _instances(loaded_model, image: str, **kwargs):
     return processor.post_process_instance_segmentation(_outputs_from_file(loaded_model, image), **kwargs)[0]
 
 
+# Inputs a quarter of the test scale's pixels, to keep the batch checks fast.
+SMALL_SIZE = {"longest_edge": 666, "shortest_edge": 400}
+
+
 def test_a_batch_of_differently_sized_images_gives_each_its_own_masks(loaded_model):
     model, processor = loaded_model(CASE)
-    names = ("chelsea", "camera")
+    processor = processor.with_settings(size=SMALL_SIZE)
+    images = [Image.open(IMAGES / f"{name}.png") for name in ("chelsea", "camera")]
     with torch.no_grad():
-        batch = model(**processor(images=[Image.open(IMAGES / f"{name}.png") for name in names]))
-    for index, name in enumerate(names):
-        single = _outputs_from_file(loaded_model, name)
+        batch = model(**processor(images=images))
+        alone = [model(**processor(images=[image])) for image in images]
+    for index, single in enumerate(alone):
         count = int(single.num_detections[0])
         assert int(batch.num_detections[index]) == count
         torch.testing.assert_close(batch.pred_masks[index, :count], single.pred_masks[0, :count], atol=1e-5, rtol=0)
@@ -213,8 +261,8 @@ def test_rle_encoding_equals_the_pycocotools_strings_of_the_fixtures(image):
 
 def test_image_segmentation_pipeline_reports_the_instances(converted_model, loaded_model):
     segmenter = pipeline("image-segmentation", model=str(converted_model(CASE)))
-    found = segmenter(str(IMAGES / "chelsea.png"), subtask="instance", threshold=0.2)
-    id_map = _instances(loaded_model, "chelsea", threshold=0.2)
+    found = segmenter(str(IMAGES / "camera.png"), subtask="instance", threshold=0.2)
+    id_map = _instances(loaded_model, "camera", threshold=0.2)
     id2label = segmenter.model.config.id2label
     assert [item["label"] for item in found] == [id2label[item["label_id"]] for item in id_map["segments_info"]]
     assert [item["score"] for item in found] == [item["score"] for item in id_map["segments_info"]]
@@ -294,7 +342,13 @@ def test_zoo_mask_rcnn_config_converts_every_key(tmp_path):
 @pytest.mark.parametrize(
     "name,change,message",
     [
-        ("cascade_mask_r50_fpn_1x_coco", lambda cfg: None, r"Cascade Mask R-CNN\) is not supported yet"),
+        (
+            "cascade_mask_r50_fpn_1x_coco",
+            lambda cfg: cfg["roi_head"].update(
+                mask_head=[cfg["roi_head"]["mask_head"], cfg["roi_head"]["mask_head"], {"type": "FCNMaskHead"}]
+            ),
+            r"`model.roi_head.mask_head` differs between the cascade stages",
+        ),
         (
             "mask_r50_fpn_1x_coco",
             lambda cfg: cfg["roi_head"]["mask_head"].update(upsample_cfg={"type": "bilinear", "scale_factor": 2}),
@@ -312,7 +366,7 @@ def test_zoo_mask_rcnn_config_converts_every_key(tmp_path):
         ),
         ("mask_r50_fpn_1x_coco", lambda cfg: cfg["test_cfg"]["rcnn"].update(mask_thr_binary=-1), r"mask_thr_binary"),
     ],
-    ids=["cascade-mask", "bilinear-upsample", "group-norm", "other-levels", "soft-masks"],
+    ids=["cascade-stages-differ", "bilinear-upsample", "group-norm", "other-levels", "soft-masks"],
 )
 def test_unsupported_mask_configs_are_refused_naming_the_field(name, change, message, tmp_path):
     manifest = copy.deepcopy(_manifest(name))
@@ -356,10 +410,10 @@ def test_converted_folder_segments_as_remote_code(converted_model, loaded_model,
     folder = converted_model(CASE)
     driver = tmp_path / "driver.py"
     driver.write_text(REMOTE_SEGMENTATION_DRIVER)
-    done = run_isolated(driver, str(folder), str(IMAGES / "chelsea.png"), "0.2", tmp_path=tmp_path)
+    done = run_isolated(driver, str(folder), str(IMAGES / "camera.png"), "0.2", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     remote = json.loads(done.stdout.strip().splitlines()[-1])
-    local = _instances(loaded_model, "chelsea", threshold=0.2)
+    local = _instances(loaded_model, "camera", threshold=0.2)
     id2label = loaded_model(CASE)[0].config.id2label
     assert [(item["label"], item["score"]) for item in remote] == [
         (id2label[item["label_id"]], item["score"]) for item in local["segments_info"]
@@ -367,3 +421,59 @@ def test_converted_folder_segments_as_remote_code(converted_model, loaded_model,
     assert [item["pixels"] for item in remote] == [
         int((local["segmentation"] == number).sum()) for number in range(len(remote))
     ]
+
+
+CASCADE_CASE = "tiny_cascade_r50_fpn_coco"
+
+
+def test_zoo_cascade_mask_rcnn_config_converts_every_key(tmp_path):
+    """mmdetection's Cascade Mask R-CNN: its mask head, and a place of the right shape for each of its checkpoint's
+    400 keys, among them three mask heads, one per stage."""
+    manifest = _manifest("cascade_mask_r50_fpn_1x_coco")
+    settings = settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / "cascade.py")))
+    assert settings.model["mask_head"]["conv_channels"] == 256 and len(settings.model["cascade_stages"]) == 3
+    config = FasterRCNNConfig(num_classes=settings.num_classes, **settings.model)
+    with torch.device("meta"):
+        shapes = {key: tuple(value.shape) for key, value in FasterRCNNForObjectDetection(config).state_dict().items()}
+    renamed = {rename_key(key): tuple(shape) for key, shape in manifest["keys"]}
+    assert None not in renamed, "a checkpoint key has no rule"
+    assert renamed == shapes
+    assert sum(".mask_head." in key for key in shapes) == 3 * 12
+    # The converter's strict renaming takes every key onto the model, shapes checked (meta tensors: no data).
+    with torch.device("meta"):
+        source = {key: torch.empty(shape) for key, shape in manifest["keys"]}
+        target = FasterRCNNForObjectDetection(config).state_dict()
+    assert set(convert_state_dict(source, target)) == set(target)
+
+
+def test_cascade_mask_rcnn_averages_the_stages_masks_at_the_last_stage_boxes(loaded_model):
+    """mmdetection's `CascadeRoIHead.predict_mask`: every stage's mask head runs on the final boxes (the last
+    stage's, before rescaling), and a detection's mask is the mean of the stages' sigmoids of its class. The tiny
+    Cascade R-CNN with mask heads added (seeded weights), on a small input."""
+    cascade, processor = loaded_model(CASCADE_CASE)
+    config = FasterRCNNConfig(**{**cascade.config.to_dict(), "mask_head": {"conv_channels": 16}})
+    torch.manual_seed(0)
+    model = FasterRCNNForObjectDetection(config).eval()
+    missing, unexpected = model.load_state_dict(cascade.state_dict(), strict=False)
+    assert not unexpected and all(".mask_head." in key for key in missing)
+    inputs = processor.with_settings(size=SMALL_SIZE)(images=[Image.open(IMAGES / "camera.png")])
+    with torch.no_grad():
+        outputs = model(**inputs)
+        count = int(outputs.num_detections[0])
+        assert count > 10 and outputs.pred_mask_logits is None
+        # Rebuild the masks by hand from the final boxes in resized pixels (mmdetection's mask RoIs).
+        height, width = inputs["padded_sizes"][0].tolist()
+        pyramid = model.fpn(model.backbone(inputs["pixel_values"][..., :height, :width]))
+        (resized_height, resized_width), (original_height, original_width) = (
+            inputs["image_sizes"][0].tolist(),
+            inputs["original_sizes"][0].tolist(),
+        )
+        scale = torch.tensor([resized_width / original_width, resized_height / original_height] * 2)
+        resized_boxes = outputs.pred_boxes[0, :count] * scale
+        rois = torch.cat([resized_boxes.new_zeros(count, 1), resized_boxes], dim=1)
+        pooled = model.roi_heads.mask_roi_align(pyramid, rois)
+        labels = outputs.labels[0, :count]
+        per_stage = [stage.mask_head(pooled).sigmoid()[torch.arange(count), labels] for stage in model.roi_heads.stages]
+    averaged = sum(per_stage) / len(per_stage)
+    torch.testing.assert_close(outputs.pred_masks[0, :count], averaged, atol=1e-4, rtol=0)
+    assert (per_stage[-1] - averaged).abs().max() > 1e-2, "the stages' masks should differ for this test to bite"

@@ -31,9 +31,10 @@ CASES = [
     "x101_32x8d_fpn_ms_3x_coco",
     "r50_fpn_1x_cityscapes",
     "cascade_r50_fpn_1x_coco",
+    "mask_r50_fpn_1x_coco",
 ]
 # Full-size models measured under 30 s (rebuild, conversion and forward) that are also marked slow.
-SLOW_CASES = {"cascade_r50_fpn_1x_coco"}
+SLOW_CASES = {"cascade_r50_fpn_1x_coco", "mask_r50_fpn_1x_coco"}
 PARAMS = [
     # The tiny models also make the fast job of the compatibility matrix (lowest and newest supported versions).
     pytest.param(

@@ -58,13 +58,15 @@ def test_table_holds_every_resnet_and_resnext_faster_rcnn_of_the_zoo():
     # Other backbones (RegNet, HRNet, Res2Net, ResNeSt) are not in the table.
     for metafile in ("regnet.metafile.yml", "hrnet.metafile.yml", "res2net.metafile.yml", "resnest.metafile.yml"):
         assert not {model["Name"] for model in _metafile_models(metafile)} & set(names)
-    assert len(names) == 48
+    assert len(names) == 86
 
     for entry in zoo_entries():
         assert re.fullmatch(r"[0-9a-f]{8}", entry.sha256_prefix) and entry.url.endswith(f"-{entry.sha256_prefix}.pth")
         assert entry.mmdet_config["model"]["backbone"]["type"] in ("ResNet", "ResNeXt")
         if not entry.name.startswith("cascade-"):
             assert "train_cfg" not in entry.mmdet_config["model"]  # training-only settings are left out
+        # A mask head exactly in the Mask R-CNN and Cascade Mask R-CNN entries.
+        assert ("mask_head" in entry.mmdet_config["model"]["roi_head"]) == ("mask-rcnn" in entry.name), entry.name
 
     entry = get_zoo_entry("faster-rcnn_r50_fpn_1x_coco")
     assert entry.url == (
@@ -77,13 +79,13 @@ def test_table_holds_every_resnet_and_resnext_faster_rcnn_of_the_zoo():
     assert (voc.sha256_prefix, voc.box_ap, voc.training_data) == ("54bef0f3", 80.4, "Pascal VOC 07+12")
 
 
-def test_table_holds_every_resnet_and_resnext_cascade_rcnn_and_no_mask_head():
+def test_table_holds_every_resnet_and_resnext_cascade_rcnn():
     names = [entry.name for entry in zoo_entries()]
     cascade_models = _metafile_models("cascade_rcnn.metafile.yml", "Cascade R-CNN")
-    box_only = [model["Name"] for model in cascade_models if not model["Name"].startswith("cascade-mask-rcnn")]
-    assert len(box_only) == 10 and [name for name in names if name.startswith("cascade-")] == box_only
-    # Cascade Mask R-CNN (same collection) and the other backbones' Cascade R-CNN are left out.
-    assert not any("mask" in name for name in names)
+    assert len(cascade_models) == 27 and [name for name in names if name.startswith("cascade-")] == [
+        model["Name"] for model in cascade_models
+    ]  # 10 Cascade R-CNN, then 17 Cascade Mask R-CNN
+    # The other backbones' Cascade R-CNN are left out.
     for metafile in ("regnet.metafile.yml", "hrnet.metafile.yml", "res2net.metafile.yml", "resnest.metafile.yml"):
         assert not {model["Name"] for model in _metafile_models(metafile, "Cascade R-CNN")} & set(names)
 
@@ -102,6 +104,26 @@ def test_table_holds_every_resnet_and_resnext_cascade_rcnn_and_no_mask_head():
         assert [stage["iou_threshold"] for stage in stages] == [0.5, 0.6, 0.7], entry.name
         assert [stage["loss_weight"] for stage in stages] == [1.0, 0.5, 0.25], entry.name
         assert stages[2]["box_coder_stds"] == [0.033, 0.033, 0.067, 0.067], entry.name
+
+
+def test_table_holds_every_mask_rcnn_and_cascade_mask_rcnn_of_their_metafiles_and_all_convert():
+    names = [entry.name for entry in zoo_entries()]
+    mask_models = [model["Name"] for model in _metafile_models("mask_rcnn.metafile.yml", "Mask R-CNN")]
+    assert len(mask_models) == 21 and [name for name in names if name.startswith("mask-rcnn")] == mask_models
+    # Mask R-CNN entries of other metafiles (other backbones, LVIS, ResNet strikes back) are not read.
+    for metafile in ("regnet.metafile.yml", "hrnet.metafile.yml", "resnet_strikes_back.metafile.yml"):
+        assert not {model["Name"] for model in _metafile_models(metafile, "Mask R-CNN")} & set(names)
+    entry = get_zoo_entry("mask-rcnn_r50_fpn_1x_coco")
+    assert (entry.sha256_prefix, entry.box_ap, entry.mask_ap, entry.training_data) == ("d4b0c5d6", 38.2, 34.7, "COCO")
+    cascade = get_zoo_entry("cascade-mask-rcnn_r50_fpn_1x_coco")
+    assert (cascade.box_ap, cascade.mask_ap) == (41.2, 35.9)
+    masked = [entry for entry in zoo_entries() if "mask-rcnn" in entry.name]
+    assert len(masked) == 38
+    for entry in masked:
+        assert zoo_support(entry).supported, entry.name
+        settings = settings_from_mmdet_config(entry.mmdet_config).model
+        assert settings["mask_head"]["roi_output_size"] == 14 and settings["mask_head"]["mask_threshold"] == 0.5
+        assert ("cascade_stages" in settings) == entry.name.startswith("cascade-"), entry.name
 
 
 def test_every_supported_entry_yields_a_valid_model_and_processor_config():
@@ -144,7 +166,7 @@ def test_zoo_command_lists_the_table_with_support(capsys):
     for entry in zoo_entries():
         assert entry.name in printed
     supported = sum(zoo_support(entry).supported for entry in zoo_entries())
-    assert f"48 checkpoints, {supported} convert" in printed
+    assert f"86 checkpoints, {supported} convert" in printed
     for entry in zoo_entries():
         line = next(line for line in printed.splitlines() if line.startswith(f"{entry.name} "))
         assert line.endswith("yes") == zoo_support(entry).supported, line

@@ -24,7 +24,9 @@ from zoo_fixtures import (
     CheckpointServer,
     add_to_zoo_table,
     cached_files,
+    TINY_MASK,
     tiny_cascade_zoo_checkpoint,
+    tiny_mask_zoo_checkpoint,
     tiny_zoo_checkpoint,
 )
 
@@ -95,6 +97,26 @@ def test_a_cascade_rcnn_entry_converts_by_name_from_the_tables_config(converted_
     converted = load_file(str(tmp_path / "model" / "model.safetensors"))
     reference = load_file(str(direct / "model.safetensors"))
     assert converted.keys() == reference.keys() and any(key.startswith("roi_heads.stages.2.") for key in reference)
+    assert all(torch.equal(converted[key], reference[key]) for key in reference)
+
+
+def test_a_mask_rcnn_entry_converts_by_name_from_the_tables_config(converted_model, monkeypatch, tmp_path):
+    """The table's reduced config converts a Mask R-CNN checkpoint exactly as its own full config does: the same
+    `mask_head` and bit-identical weights, mask head included."""
+    filename, data, entry = tiny_mask_zoo_checkpoint(tmp_path)
+    with CheckpointServer({filename: data}) as server:
+        entry = dataclasses.replace(entry, url=server.url(filename))
+        add_to_zoo_table(monkeypatch, entry)
+        assert main(["convert", entry.name, str(tmp_path / "model"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert server.requests == [(f"/{filename}", None)]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["source"]["model_zoo_name"] == entry.name
+    direct = converted_model(TINY_MASK)
+    assert config["mask_head"] == json.loads((direct / "config.json").read_text())["mask_head"]
+    assert config["mask_head"]["conv_channels"] == 32
+    converted = load_file(str(tmp_path / "model" / "model.safetensors"))
+    reference = load_file(str(direct / "model.safetensors"))
+    assert converted.keys() == reference.keys() and any(key.startswith("roi_heads.mask_head.") for key in reference)
     assert all(torch.equal(converted[key], reference[key]) for key in reference)
 
 

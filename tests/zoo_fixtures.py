@@ -20,6 +20,8 @@ TINY_COCO = MMDET / "tiny_r50_fpn_coco" / "tiny_r50_fpn_coco.pth"
 ENTRY_NAME = "faster-rcnn_tiny-r50_fpn_1x_coco"
 TINY_CASCADE = "tiny_cascade_r50_fpn_coco"
 CASCADE_ENTRY_NAME = "cascade-rcnn_tiny-r50_fpn_1x_coco"
+TINY_MASK = "tiny_mask_r50_fpn_coco"
+MASK_ENTRY_NAME = "mask-rcnn_tiny-r50_fpn_1x_coco"
 
 
 def tiny_zoo_checkpoint() -> tuple[str, bytes, ZooEntry]:
@@ -48,21 +50,37 @@ def tiny_zoo_checkpoint() -> tuple[str, bytes, ZooEntry]:
 def tiny_cascade_zoo_checkpoint(folder: Path) -> tuple[str, bytes, ZooEntry]:
     """The tiny Cascade R-CNN checkpoint, rebuilt from its manifest's seed *without* its embedded config, under an
     mmdetection-style name with its SHA-256 prefix, and a table entry holding the config in the table's form."""
-    manifest = json.loads((MMDET / TINY_CASCADE / "manifest.json").read_text())
+    return _tiny_seeded_zoo_checkpoint(
+        folder, TINY_CASCADE, CASCADE_ENTRY_NAME, "cascade_rcnn/cascade-rcnn_tiny-r50_fpn_1x_coco.py"
+    )
+
+
+def tiny_mask_zoo_checkpoint(folder: Path) -> tuple[str, bytes, ZooEntry]:
+    """The tiny Mask R-CNN checkpoint, served as `tiny_cascade_zoo_checkpoint` serves the cascade one."""
+    return _tiny_seeded_zoo_checkpoint(
+        folder, TINY_MASK, MASK_ENTRY_NAME, "mask_rcnn/mask-rcnn_tiny-r50_fpn_1x_coco.py", mask_ap=21.0
+    )
+
+
+def _tiny_seeded_zoo_checkpoint(
+    folder: Path, case: str, name: str, config_file: str, mask_ap: float | None = None
+) -> tuple[str, bytes, ZooEntry]:
+    manifest = json.loads((MMDET / case / "manifest.json").read_text())
     meta = dict(manifest["meta"])
     config = compact_mmdet_config(parse_config_text(meta.pop("cfg")))
-    data = write_seeded_checkpoint(manifest, folder / f"{TINY_CASCADE}.pth", manifest["seed"], meta).read_bytes()
+    data = write_seeded_checkpoint(manifest, folder / f"{case}.pth", manifest["seed"], meta).read_bytes()
     prefix = hashlib.sha256(data).hexdigest()[:8]
-    filename = f"cascade_rcnn_tiny_r50_fpn_1x_coco_20240101_000000-{prefix}.pth"
+    filename = f"{name.replace('-', '_')}_20240101_000000-{prefix}.pth"
     entry = ZooEntry(
-        name=CASCADE_ENTRY_NAME,
-        config_file="cascade_rcnn/cascade-rcnn_tiny-r50_fpn_1x_coco.py",
+        name=name,
+        config_file=config_file,
         url=f"https://download.example/{filename}",
         sha256_prefix=prefix,
         box_ap=23.4,
         eval_dataset="COCO",
         training_data="COCO",
         mmdet_config=config,
+        mask_ap=mask_ap,
     )
     return filename, data, entry
 

@@ -26,10 +26,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
 
     zoo = commands.add_parser(
         "zoo",
-        help="list mmdetection's Faster R-CNN and Cascade R-CNN model zoo (names for convert)",
-        description="mmdetection's Faster R-CNN and Cascade R-CNN checkpoints with ResNet/ResNeXt backbones: name, "
-        "training data, "
-        "box AP, and whether this version converts them.",
+        help="list mmdetection's Faster R-CNN, Cascade R-CNN and (Cascade) Mask R-CNN model zoo (names for convert)",
+        description="mmdetection's Faster R-CNN, Cascade R-CNN, Mask R-CNN and Cascade Mask R-CNN checkpoints with "
+        "ResNet/ResNeXt backbones: name, training data, box AP, and whether this version converts them.",
     )
     zoo.add_argument("--json", action="store_true", help="print the table as JSON (with URLs and SHA-256 prefixes)")
 

@@ -283,11 +283,6 @@ def _roi_settings(roi: dict[str, Any], model: dict[str, Any], model_cfg: dict[st
     kind = _strip_scope(roi.get("type"))
     expected_kind = "CascadeRoIHead" if _strip_scope(model_cfg.get("type")) == "CascadeRCNN" else "StandardRoIHead"
     _expect(kind, "model.roi_head.type", (expected_kind,), f" for a {model_cfg.get('type')}")
-    if kind == "CascadeRoIHead" and (roi.get("mask_head") is not None or roi.get("mask_roi_extractor") is not None):
-        raise UnsupportedArchitectureError(
-            "`model.roi_head.mask_head` of a Cascade R-CNN (Cascade Mask R-CNN) is not supported yet: Cascade R-CNN "
-            "box detectors and Mask R-CNN convert."
-        )
     extractor = roi.get("bbox_roi_extractor") or {}
     _expect(_strip_scope(extractor.get("type")), "model.roi_head.bbox_roi_extractor.type", ("SingleRoIExtractor",))
     layer = extractor.get("roi_layer") or {}
@@ -342,6 +337,8 @@ def _mask_settings(config: dict[str, Any], model: dict[str, Any], num_classes: i
     roi = _require_dict(config, "model.roi_head")
     head, extractor = roi.get("mask_head"), roi.get("mask_roi_extractor")
     is_mask_rcnn = _strip_scope(_section(config, "model.type")) == "MaskRCNN"
+    if _strip_scope(roi.get("type")) == "CascadeRoIHead" and head is not None:
+        head, extractor = _cascade_mask_parts(roi, head, extractor)
     if head is None and extractor is None:
         if is_mask_rcnn:
             raise MMDetConfigError("A MaskRCNN config needs `model.roi_head.mask_head` and `mask_roi_extractor`.")
@@ -409,6 +406,28 @@ def _mask_settings(config: dict[str, Any], model: dict[str, Any], num_classes: i
             "mask_threshold": float(threshold),
         }
     }
+
+
+def _cascade_mask_parts(roi: dict[str, Any], head: Any, extractor: Any) -> tuple[Any, Any]:
+    """A Cascade Mask R-CNN's mask head and mask RoI extractor: mmdetection gives each stage its own (copies of one
+    dict, or a list of one per stage); they must all be alike, which one `mask_head` setting describes."""
+    num_stages = roi.get("num_stages")
+    if roi.get("share_roi_extractor", False) or extractor is None:
+        raise UnsupportedArchitectureError(
+            "A Cascade Mask R-CNN without its own `model.roi_head.mask_roi_extractor` (share_roi_extractor) is not "
+            "supported."
+        )
+    parts = []
+    for name, value in (("mask_head", head), ("mask_roi_extractor", extractor)):
+        if isinstance(value, (list, tuple)):
+            if len(value) != num_stages or any(item != value[0] for item in value):
+                raise UnsupportedArchitectureError(
+                    f"`model.roi_head.{name}` differs between the cascade stages; only stages that share one "
+                    f"{name} setting are supported."
+                )
+            value = value[0]
+        parts.append(value)
+    return parts[0], parts[1]
 
 
 def _cascade_settings(

@@ -48,6 +48,15 @@ KEY_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"roi_head\.bbox_head\.(\d+)\.shared_fcs\.(\d+)\.(\w+)"), r"roi_heads.stages.\1.box_head.fcs.\2.\3"),
     (re.compile(r"roi_head\.bbox_head\.(\d+)\.fc_cls\.(\w+)"), r"roi_heads.stages.\1.box_predictor.cls_score.\2"),
     (re.compile(r"roi_head\.bbox_head\.(\d+)\.fc_reg\.(\w+)"), r"roi_heads.stages.\1.box_predictor.bbox_pred.\2"),
+    # Cascade Mask R-CNN: mmdetection's `mask_head.<stage>`, our `stages.<stage>.mask_head`.
+    (
+        re.compile(r"roi_head\.mask_head\.(\d+)\.convs\.(\d+)\.conv\.(\w+)"),
+        r"roi_heads.stages.\1.mask_head.convs.\2.\3",
+    ),
+    (
+        re.compile(r"roi_head\.mask_head\.(\d+)\.(upsample|conv_logits)\.(\w+)"),
+        r"roi_heads.stages.\1.mask_head.\2.\3",
+    ),
     # Mask R-CNN: mmdetection's `FCNMaskHead` (`convs.N` are `ConvModule`s holding `conv`).
     (re.compile(r"roi_head\.mask_head\.convs\.(\d+)\.conv\.(\w+)"), r"roi_heads.mask_head.convs.\1.\2"),
     (re.compile(r"roi_head\.mask_head\.(upsample|conv_logits)\.(\w+)"), r"roi_heads.mask_head.\1.\2"),

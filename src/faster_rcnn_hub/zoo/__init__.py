@@ -1,6 +1,6 @@
-"""mmdetection's Faster R-CNN and Cascade R-CNN model zoo by name: the table (`table.py`, `model_zoo.json`) and the
-download of its checkpoints into a cache (`download.py`, imported on its own: it needs huggingface_hub's progress
-bar)."""
+"""mmdetection's Faster R-CNN, Cascade R-CNN and (Cascade) Mask R-CNN model zoo by name: the table (`table.py`,
+`model_zoo.json`) and the download of its checkpoints into a cache (`download.py`, imported on its own: it needs
+huggingface_hub's progress bar)."""
 
 from .table import (
     TABLE_FILE,

@@ -17,6 +17,7 @@ from torch import nn
 
 from .boxes import DeltaXYWHBoxCoder
 from .configuration_faster_rcnn import FasterRCNNConfig
+from .mask_head import FCNMaskHead, build_mask_roi_align, mask_logits_of_boxes, select_class_maps
 from .roi_align import boxes_to_rois
 from .roi_heads import BoxHead, BoxPredictor, Detections, RoIHeads, fc_box_head_in_features
 
@@ -39,13 +40,16 @@ class CascadeStageOutput:
 
 
 class CascadeStage(nn.Module):
-    """One stage: its own fully connected box head, class-agnostic predictor and box coder."""
+    """One stage: its own fully connected box head, class-agnostic predictor and box coder, and with
+    `config.mask_head` (Cascade Mask R-CNN) its own mask head."""
 
     def __init__(self, config: FasterRCNNConfig, box_coder_stds: Sequence[float]) -> None:
         super().__init__()
         self.box_head = BoxHead(fc_box_head_in_features(config), config.box_head_fc_channels, config.box_head_num_fcs)
         self.box_predictor = BoxPredictor(self.box_head.out_features, config.num_classes, class_agnostic=True)
         self.box_coder = DeltaXYWHBoxCoder(config.box_coder_means, box_coder_stds)
+        if config.mask_head is not None:
+            self.mask_head = FCNMaskHead(config.feature_channels, config.num_classes, config.mask_head)
 
 
 class CascadeRoIHeads(RoIHeads):
@@ -62,6 +66,35 @@ class CascadeRoIHeads(RoIHeads):
 
     def build_box_branch(self, config: FasterRCNNConfig) -> None:
         self.stages = nn.ModuleList(CascadeStage(config, stage["box_coder_stds"]) for stage in config.cascade_stages)
+
+    def build_mask_branch(self, config: FasterRCNNConfig) -> None:
+        # One mask RoI extractor for all stages (it has no weights); the mask heads live in the stages.
+        self.mask_size = config.mask_size
+        self.mask_roi_align = build_mask_roi_align(config) if config.mask_head is not None else None
+        self.mask_head = None
+
+    def add_masks(self, features: Sequence[torch.Tensor], detections: list[Detections]) -> list[Detections]:
+        """mmdetection's `CascadeRoIHead.predict_mask`: every stage's mask head runs on the final (last-stage)
+        detection boxes, and each detection's mask probabilities are the mean of the stages' sigmoids, of its own
+        class. `mask_logits` stays `None`: the mean of sigmoids is no single logit map's sigmoid."""
+        boxes = [detection.resized_boxes for detection in detections]
+        labels = [detection.labels for detection in detections]
+        if sum(image_boxes.size(0) for image_boxes in boxes) == 0:
+            probabilities = [
+                features[0].new_zeros((0, self.mask_size, self.mask_size), dtype=torch.float32) for _ in boxes
+            ]
+        else:
+            per_stage = [
+                mask_logits_of_boxes(self.mask_roi_align, stage.mask_head, features, boxes).sigmoid()
+                for stage in self.stages
+            ]
+            # mmdetection's `merge_aug_masks`: stacked, then the mean over the stages.
+            mean = torch.stack(per_stage).mean(dim=0)
+            probabilities = select_class_maps(mean, labels, self.stages[-1].mask_head.class_agnostic)
+        for detection, image_probabilities in zip(detections, probabilities):
+            detection.mask_probabilities = image_probabilities
+            detection.mask_logits = None
+        return detections
 
     def run_stages(
         self, features: Sequence[torch.Tensor], proposals: Sequence[torch.Tensor], image_sizes: torch.Tensor
@@ -93,7 +126,8 @@ class CascadeRoIHeads(RoIHeads):
     ) -> list[Detections]:
         """Detections for each image; the arguments are `RoIHeads.forward`'s."""
         if sum(boxes.size(0) for boxes in proposals) == 0:
-            return [self._empty(features[0]) for _ in proposals]
+            empty = [self._empty(features[0]) for _ in proposals]
+            return self.add_masks(features, empty) if self.predicts_masks else empty
         stages = self.run_stages(features, proposals, image_sizes)
         last = stages[-1]
         resized = image_sizes.tolist()
@@ -111,7 +145,7 @@ class CascadeRoIHeads(RoIHeads):
                     tuple(original[index]),
                 )
             )
-        return detections
+        return self.add_masks(features, detections) if self.predicts_masks else detections
 
 
 __all__ = ["CascadeRoIHeads", "CascadeStage", "CascadeStageOutput"]

@@ -210,8 +210,9 @@ class FasterRCNNConfig(PreTrainedConfig):
             (256) channels with ReLU, a 2x2 deconvolution that upsamples by `upsample_ratio` (2) with ReLU, and a 1x1
             convolution to one mask logit map per class (one in all with `class_agnostic`); masks are
             `roi_output_size * upsample_ratio` (28) pixels square. `mask_threshold` (0.5) binarises the pasted mask
-            probabilities (mmdetection's `mask_thr_binary`). Missing keys take these defaults. `None` (the default):
-            no masks.
+            probabilities (mmdetection's `mask_thr_binary`). Missing keys take these defaults. With `cascade_stages`
+            (Cascade Mask R-CNN) every stage has its own mask head, and a detection's mask is the mean of their
+            probabilities. `None` (the default): no masks. Mask models run inference only.
         source (`dict`, *optional*):
             Where the weights came from (checkpoint file, config name, SHA-256), recorded by the converter.
         train_cfg (`dict`, *optional*):

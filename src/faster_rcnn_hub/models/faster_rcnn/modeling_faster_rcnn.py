@@ -107,11 +107,12 @@ class FasterRCNNObjectDetectionOutput(ModelOutput):
         `(height, width)` of each image before resizing: the frame of `pred_boxes`.
     pred_masks (`torch.FloatTensor` of shape `(batch_size, max_detections, mask_size, mask_size)`, *optional*):
         Mask R-CNN only (`config.mask_head`): each detection's mask probabilities (the sigmoid of its own class's
-        logits) over its box, at the mask head's low resolution (28x28); zeros past `num_detections`.
-        `FasterRCNNImageProcessor.post_process_instance_segmentation` (or `paste_masks`) pastes them into the
-        image.
+        logits; for a Cascade Mask R-CNN the mean of its stages' sigmoids) over its box, at the mask head's low
+        resolution (28x28); zeros past `num_detections`. `FasterRCNNImageProcessor.post_process_instance_segmentation`
+        (or `paste_masks`) pastes them into the image.
     pred_mask_logits (`torch.FloatTensor` of shape `(batch_size, max_detections, mask_size, mask_size)`, *optional*):
-        The logits `pred_masks` is the sigmoid of; zeros past `num_detections`.
+        The logits `pred_masks` is the sigmoid of; zeros past `num_detections`. `None` for a Cascade Mask R-CNN,
+        whose masks are the mean of its stages' mask probabilities.
     """
 
     loss: torch.Tensor | None = None
@@ -429,10 +430,11 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
         max_detections, max_proposals = self.config.rcnn_max_per_img, self.config.rpn_max_per_img
         pred_masks = pred_mask_logits = None
         if self.config.mask_head is not None:
-            pred_mask_logits = _stack_padded([detection.mask_logits for detection in detections], max_detections, 0.0)
-            # Padding rows stay 0 (not sigmoid(0) = 0.5): no mask.
-            probabilities = [detection.mask_logits.sigmoid() for detection in detections]
+            probabilities = [detection.mask_probabilities for detection in detections]
             pred_masks = _stack_padded(probabilities, max_detections, 0.0)
+            if all(detection.mask_logits is not None for detection in detections):
+                logits = [detection.mask_logits for detection in detections]
+                pred_mask_logits = _stack_padded(logits, max_detections, 0.0)
         output = FasterRCNNObjectDetectionOutput(
             loss=losses.loss if losses is not None else None,
             loss_dict=losses.loss_dict if losses is not None else None,

@@ -21,12 +21,15 @@ from .shared_res5_head import SharedRes5Head
 @dataclass
 class Detections:
     """Final detections of one image: boxes in original-image pixels, scores, 0-based class labels; with a mask
-    head also the boxes in resized-image pixels (the mask RoIs) and each detection's own class's mask logits."""
+    head also the boxes in resized-image pixels (the mask RoIs) and each detection's own class's mask
+    probabilities, with the logits they are the sigmoid of (a Cascade Mask R-CNN averages probabilities, and has
+    no logits to give)."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
     resized_boxes: torch.Tensor | None = None
+    mask_probabilities: torch.Tensor | None = None
     mask_logits: torch.Tensor | None = None
 
 
@@ -124,7 +127,8 @@ class RoIHeads(nn.Module):
         return self.mask_roi_align is not None
 
     def add_masks(self, features: Sequence[torch.Tensor], detections: list[Detections]) -> list[Detections]:
-        """Set each detection's `mask_logits`: `(N_i, size, size)`, its own class's map at its resized box."""
+        """Set each detection's `mask_logits` and `mask_probabilities` (their sigmoid): `(N_i, size, size)`, its own
+        class's map at its resized box."""
         boxes = [detection.resized_boxes for detection in detections]
         labels = [detection.labels for detection in detections]
         if sum(image_boxes.size(0) for image_boxes in boxes) == 0:
@@ -134,6 +138,7 @@ class RoIHeads(nn.Module):
             logits = select_class_maps(all_classes, labels, self.mask_head.class_agnostic)
         for detection, image_logits in zip(detections, logits):
             detection.mask_logits = image_logits
+            detection.mask_probabilities = image_logits.sigmoid()
         return detections
 
     def forward(
@@ -177,7 +182,8 @@ class RoIHeads(nn.Module):
         )
         if self.predicts_masks:
             empty.resized_boxes = empty.boxes
-            empty.mask_logits = reference.new_zeros((0, self.mask_size, self.mask_size), dtype=torch.float32)
+            empty.mask_probabilities = reference.new_zeros((0, self.mask_size, self.mask_size), dtype=torch.float32)
+            empty.mask_logits = empty.mask_probabilities
         return empty
 
     def detect(
