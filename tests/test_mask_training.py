@@ -13,8 +13,10 @@ from training_helpers import tiny_config, tiny_dataset
 
 from faster_rcnn_hub import FasterRCNNForObjectDetection, FasterRCNNImageProcessor
 from faster_rcnn_hub.cli import main
+from faster_rcnn_hub.errors import FasterRCNNHubError
 from faster_rcnn_hub.training.assigner import MaxIoUAssigner
 from faster_rcnn_hub.training.mask_loss import mask_cross_entropy, mask_targets
+from faster_rcnn_hub.training.model_setup import StartingPoint, with_new_mask_head
 from faster_rcnn_hub.training.sampler import RandomSampler
 
 TINY_MASK_HEAD = {"conv_channels": 16, "num_convs": 2}
@@ -159,3 +161,18 @@ def test_mask_head_channels_adds_a_mask_head_only_to_a_model_to_fine_tune(tmp_pa
                  "--output-dir", str(tmp_path / "run"), "--config", str(config_path), "--mask-head-channels", "8"])
     assert code == 2
     assert "--mask-head-channels adds a mask head to the model given with --model" in capsys.readouterr().err
+
+
+def test_a_new_mask_head_keeps_every_weight_of_the_box_model(tmp_path):
+    torch.manual_seed(0)
+    box_model = FasterRCNNForObjectDetection(tiny_config())
+    start = with_new_mask_head(StartingPoint(box_model, FasterRCNNImageProcessor()), conv_channels=8, seed=0)
+    assert start.model.config.mask_head["conv_channels"] == 8 and "new mask head" in start.notes[-1]
+    new_state = start.model.state_dict()
+    for key, value in box_model.state_dict().items():
+        assert torch.equal(new_state[key], value), key
+    assert {key for key in new_state if key not in box_model.state_dict()} == {
+        key for key in new_state if key.startswith("roi_heads.mask_head.")
+    }
+    with pytest.raises(FasterRCNNHubError, match="already has a mask head"):
+        with_new_mask_head(start, conv_channels=8, seed=0)
