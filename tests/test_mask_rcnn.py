@@ -34,7 +34,7 @@ from transformers import pipeline
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
 from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
 from faster_rcnn_hub.conversion.state_dict import convert_state_dict
-from faster_rcnn_hub.errors import InvalidConfigError, UnsupportedArchitectureError
+from faster_rcnn_hub.errors import InvalidAnnotationError, InvalidConfigError, UnsupportedArchitectureError
 from faster_rcnn_hub.models.faster_rcnn.mask_encoding import encode_rle
 from faster_rcnn_hub.models.faster_rcnn.mask_pasting import paste_masks
 
@@ -278,11 +278,14 @@ def test_post_processing_outputs_without_masks_says_the_model_has_no_mask_head(l
         processor.post_process_instance_segmentation(box_outputs)
 
 
-def test_forward_with_labels_refuses_to_train_a_mask_model(loaded_model):
+def test_forward_with_labels_on_a_mask_model_needs_the_objects_masks(loaded_model):
     model, processor = loaded_model(CASE)
     inputs = processor(images=[Image.new("RGB", (64, 48))])
     labels = [{"class_labels": torch.tensor([0]), "boxes": torch.tensor([[1.0, 1.0, 20.0, 20.0]])}]
-    with pytest.raises(InvalidConfigError, match="Training a Mask R-CNN .* is not supported yet"):
+    with pytest.raises(InvalidAnnotationError, match=r"labels\[0\] has no 'masks'.*with_masks=True"):
+        model(**inputs, labels=labels)
+    labels[0]["masks"] = torch.zeros(2, *inputs["pixel_values"].shape[-2:], dtype=torch.uint8)
+    with pytest.raises(InvalidAnnotationError, match=r"must have shape \(1, height, width\), one mask per box"):
         model(**inputs, labels=labels)
 
 

@@ -50,6 +50,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     start = train.add_mutually_exclusive_group()
     start.add_argument("--model", help="model folder to fine-tune (converted or trained)")
     start.add_argument("--config", help="FasterRCNNConfig JSON for a new, randomly initialised model")
+    train.add_argument("--mask-head-channels", type=positive_int, metavar="CHANNELS",
+                       help="with --model: add a new mask head of CHANNELS channels (mmdetection's has 256) and train "
+                       "a Mask R-CNN; every object of the training set needs a segmentation")
     train.add_argument("--scale", type=_scale, help="test scale LONGEST,SHORTEST of a new model (default 1333,800)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUTPUT_DIR")
     train.add_argument("--schedule", choices=("joint", "alternating"), default="joint",
@@ -339,13 +342,20 @@ def _starting_point(args: argparse.Namespace, data: dict[str, Any]) -> tuple[Any
     from ..models.faster_rcnn.configuration_faster_rcnn import FasterRCNNConfig
     from ..models.faster_rcnn.image_processing_faster_rcnn import FasterRCNNImageProcessor
     from ..training.data import CocoDetectionDataset
-    from ..training.model_setup import model_for_finetuning, new_model
+    from ..training.model_setup import model_for_finetuning, new_model, with_new_mask_head
 
+    if args.mask_head_channels and not args.model:
+        raise FasterRCNNHubError(
+            "--mask-head-channels adds a mask head to the model given with --model; a new model (--config) gets one "
+            'from its config: "mask_head": {"conv_channels": N}.'
+        )
     class_names = CocoDetectionDataset(data["annotations"], data["images"]).class_names
     if args.model:
         start = model_for_finetuning(args.model, class_names)
         if args.scale:
             start.processor.size = args.scale
+        if args.mask_head_channels:
+            start = with_new_mask_head(start, args.mask_head_channels, args.seed)
     elif args.config:
         config_path = Path(args.config)
         if not config_path.is_file():

@@ -49,6 +49,29 @@ def exported_coco_results(
     return results
 
 
+def _segmented_results(
+    model: torch.nn.Module,
+    processor: FasterRCNNImageProcessor,
+    outputs: Any,
+    samples: list[dict[str, Any]],
+    label_to_category_id: Mapping[int, int],
+) -> list[dict[str, Any]]:
+    """A Mask R-CNN's detections of a batch, each with its mask pasted into the original image (at the model's
+    `mask_threshold`, as mmdetection evaluates) as COCO RLE in `segmentation`."""
+    instances = processor.post_process_instance_segmentation(
+        outputs, threshold=0.0, return_coco_annotation=True, mask_threshold=model.config.mask_head["mask_threshold"]
+    )
+    results = []
+    for sample, found in zip(samples, instances):
+        image_id = sample["annotations"]["image_id"]
+        for info, segmentation in zip(found["segments_info"], found["segmentation"]):
+            if info["label_id"] not in label_to_category_id:
+                continue
+            result = _coco_result(image_id, label_to_category_id[info["label_id"]], list(info["box"]), info["score"])
+            results.append(result | {"segmentation": segmentation})
+    return results
+
+
 @torch.no_grad()
 def predict_coco_results(
     model: torch.nn.Module,
@@ -61,7 +84,8 @@ def predict_coco_results(
     """Detections of `model` on every image of `dataset` (a `CocoDetectionDataset`), in COCO results format.
 
     Every detection the model returns is kept (its own score threshold and per-image limit apply, as in
-    mmdetection's evaluation). Boxes are `[x, y, width, height]` in original-image pixels.
+    mmdetection's evaluation). Boxes are `[x, y, width, height]` in original-image pixels; a Mask R-CNN's
+    detections also carry `segmentation`, each one's mask in the original image as COCO RLE.
 
     Args:
         model: The detector; it is put in eval mode for the run and back in its previous mode afterwards.
@@ -82,6 +106,9 @@ def predict_coco_results(
             proposals = [sample["proposals"] for sample in samples] if "proposals" in samples[0] else None
             inputs = processor(images=[sample["image"] for sample in samples], device=device, proposals=proposals)
             outputs = model(**inputs)
+            if outputs.pred_masks is not None:
+                results.extend(_segmented_results(model, processor, outputs, samples, label_to_category_id))
+                continue
             detections = processor.post_process_object_detection(outputs, threshold=0.0)
             for sample, detection in zip(samples, detections):
                 image_id = sample["annotations"]["image_id"]

@@ -127,6 +127,16 @@ class CocoDetectionDataset(Dataset):
             and bbox[3] >= 1
         )
 
+    def annotations_without_segmentation(self) -> list[Any]:
+        """Ids of the annotations a training step would use (see `skip_empty`'s rule) that have no
+        `segmentation`: a Mask R-CNN cannot train on them."""
+        return [
+            annotation.get("id", "?")
+            for image in self.images
+            for annotation in self._annotations[image["id"]]
+            if self._usable(annotation) and not annotation.get("segmentation")
+        ]
+
     def __len__(self) -> int:
         return len(self.images)
 

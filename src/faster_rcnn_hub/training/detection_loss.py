@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import InvalidAnnotationError
+from ..errors import InvalidAnnotationError, InvalidConfigError
 from ..models.faster_rcnn.roi_align import boxes_to_rois
 from ..models.faster_rcnn.training_settings import TrainingSettings
 from .assigner import MaxIoUAssigner
 from .cascade_loss import cascade_roi_losses
 from .losses import l1_loss, sigmoid_cross_entropy, smooth_l1_loss, softmax_cross_entropy
+from .mask_loss import mask_loss
 from .sampler import RandomSampler
 from .targets import anchor_targets, roi_targets, valid_anchor_mask
 
@@ -39,10 +40,12 @@ Normalizer = Callable[[float], float]
 
 @dataclass
 class GroundTruth:
-    """Ground truth of one image: `(K, 4)` x1, y1, x2, y2 boxes in the network's input frame and `(K,)` classes."""
+    """Ground truth of one image: `(K, 4)` x1, y1, x2, y2 boxes in the network's input frame and `(K,)` classes;
+    for a Mask R-CNN also `(K, H, W)` 0/1 masks in that frame."""
 
     boxes: torch.Tensor
     classes: torch.Tensor
+    masks: torch.Tensor | None = None
 
 
 @dataclass
@@ -54,8 +57,11 @@ class DetectionLosses:
     proposals: list[torch.Tensor] | None
 
 
-def parse_labels(labels: Any, batch_size: int, num_classes: int, device: torch.device) -> list[GroundTruth]:
-    """Check the `labels` argument of the model and turn it into one `GroundTruth` per image."""
+def parse_labels(
+    labels: Any, batch_size: int, num_classes: int, device: torch.device, with_masks: bool = False
+) -> list[GroundTruth]:
+    """Check the `labels` argument of the model and turn it into one `GroundTruth` per image (with each
+    object's mask when `with_masks`: a Mask R-CNN's labels need `masks`)."""
     if not isinstance(labels, Sequence) or isinstance(labels, (str, bytes)):
         raise InvalidAnnotationError(
             "labels must be a list with one {'class_labels': LongTensor[n], 'boxes': FloatTensor[n, 4]} per image, "
@@ -94,8 +100,26 @@ def parse_labels(labels: Any, batch_size: int, num_classes: int, device: torch.d
             raise InvalidAnnotationError(
                 f"labels[{index}]['class_labels'] must lie in [0, {num_classes - 1}], got {classes.tolist()}."
             )
-        parsed.append(GroundTruth(boxes=boxes, classes=classes.long()))
+        masks = _parse_masks(target, index, boxes.size(0), device) if with_masks else None
+        parsed.append(GroundTruth(boxes=boxes, classes=classes.long(), masks=masks))
     return parsed
+
+
+def _parse_masks(target: Mapping[str, Any], index: int, num_objects: int, device: torch.device) -> torch.Tensor:
+    """The `(n, H, W)` masks of `labels[index]`, checked against its `n` boxes."""
+    if target.get("masks") is None:
+        raise InvalidAnnotationError(
+            f"labels[{index}] has no 'masks': a Mask R-CNN (config.mask_head) trains on each object's mask, a "
+            "(n, height, width) tensor in the input frame (DetectionDataCollator(..., with_masks=True) adds them "
+            "from COCO segmentations)."
+        )
+    masks = torch.as_tensor(target["masks"], device=device)
+    if masks.dim() != 3 or masks.size(0) != num_objects:
+        raise InvalidAnnotationError(
+            f"labels[{index}]['masks'] must have shape ({num_objects}, height, width), one mask per box, got "
+            f"{tuple(masks.shape)}."
+        )
+    return masks
 
 
 def forward_losses(
@@ -107,7 +131,8 @@ def forward_losses(
 ) -> DetectionLosses:
     """What `model(pixel_values, labels=labels)` computes: the checked `labels`, then both stages' losses; with
     external `proposals` (already checked by the model), the second stage's alone, on those boxes (Fast R-CNN)."""
-    ground_truth = parse_labels(labels, image_sizes.size(0), model.config.num_classes, image_sizes.device)
+    ground_truth = parse_labels(labels, image_sizes.size(0), model.config.num_classes, image_sizes.device,
+                                with_masks=model.config.mask_head is not None)  # fmt: skip
     if proposals is not None:
         return detection_losses(model, features, image_sizes, ground_truth, stages=("rcnn",), proposals=proposals)
     return detection_losses(model, features, image_sizes, ground_truth)
@@ -153,6 +178,11 @@ def detection_losses(
             )
         if "rcnn" in stages and proposals is None:
             proposals = training_proposals(model, objectness, box_deltas, anchors, sizes, settings)
+    if "rcnn" in stages and model.config.cascade_stages is not None and model.config.mask_head is not None:
+        raise InvalidConfigError(
+            "Training a Cascade Mask R-CNN (config.cascade_stages with config.mask_head) is not supported: train a "
+            "Mask R-CNN (no cascade_stages) or a Cascade R-CNN (no mask_head)."
+        )
     if "rcnn" in stages and model.config.cascade_stages is not None:
         loss_dict.update(
             cascade_roi_losses(model, features, proposals, [truth.boxes for truth in ground_truth],
@@ -253,7 +283,8 @@ def roi_losses(
     settings: TrainingSettings,
     normalizer: Normalizer | None = None,
 ) -> dict[str, torch.Tensor]:
-    """`loss_cls` and `loss_bbox` (mmdetection's `StandardRoIHead.loss` with `BBoxHead.loss`)."""
+    """`loss_cls` and `loss_bbox` (mmdetection's `StandardRoIHead.loss` with `BBoxHead.loss`), and for a Mask
+    R-CNN `loss_mask` on the same sampled positives (`FCNMaskHead.loss_and_target`, see `mask_loss`)."""
     roi_heads = model.roi_heads
     assigner = MaxIoUAssigner(
         settings.rcnn_pos_iou_threshold,
@@ -264,13 +295,22 @@ def roi_losses(
     sampler = RandomSampler(
         settings.rcnn_num_samples, settings.rcnn_pos_fraction, add_gt_as_proposals=settings.rcnn_add_gt_as_proposals
     )
-    targets = []
+    targets, sampled = [], []
     for image_proposals, truth in zip(proposals, ground_truth):
         image_proposals = image_proposals[:, :4].detach()
         assignment = assigner.assign(image_proposals, truth.boxes, truth.classes)
-        sampled = sampler.sample(assignment, image_proposals, truth.boxes, truth.classes)
-        targets.append(roi_targets(sampled, roi_heads.num_classes, roi_heads.box_coder))
+        sampled.append(sampler.sample(assignment, image_proposals, truth.boxes, truth.classes))
+        targets.append(roi_targets(sampled[-1], roi_heads.num_classes, roi_heads.box_coder))
+    losses = _box_losses(roi_heads, features, targets, normalizer)
+    if roi_heads.predicts_masks:
+        losses["loss_mask"] = mask_loss(roi_heads, features, sampled, [truth.masks for truth in ground_truth])
+    return losses
 
+
+def _box_losses(
+    roi_heads: Any, features: Sequence[torch.Tensor], targets: Sequence[Any], normalizer: Normalizer | None
+) -> dict[str, torch.Tensor]:
+    """`loss_cls` and `loss_bbox` of the sampled RoIs' `targets`."""
     rois = boxes_to_rois([target.rois for target in targets])
     class_logits, box_deltas = roi_heads.box_predictor(roi_heads.box_head(roi_heads.roi_align(features, rois)))
     labels = torch.cat([target.labels for target in targets])

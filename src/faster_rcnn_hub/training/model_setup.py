@@ -76,6 +76,37 @@ def model_for_finetuning(model_dir: str | os.PathLike, class_names: Sequence[str
     return StartingPoint(model, processor, [note])
 
 
+def with_new_mask_head(start: StartingPoint, conv_channels: int, seed: int) -> StartingPoint:
+    """`start`'s model turned into a Mask R-CNN: a new mask branch (mmdetection's `FCNMaskHead`, four 3x3
+    convolutions of `conv_channels`, RoIAlign 14x14, 28x28 masks) initialised as mmdetection does (seeded), every
+    other weight kept, so a trained box detector learns to segment by fine-tuning.
+
+    Raises:
+        FasterRCNNHubError: The model already has a mask head, or it cannot carry one (no FPN, or a cascade).
+    """
+    config = start.model.config
+    if config.mask_head is not None:
+        raise FasterRCNNHubError(
+            "The model already has a mask head (config.mask_head); fine-tune it as it is, without --mask-head-channels."
+        )
+    if config.neck_type != "fpn" or config.cascade_stages is not None:
+        raise FasterRCNNHubError(
+            "A mask head goes on a Faster R-CNN with an FPN (mmdetection's Mask R-CNN); this model "
+            f"{'is a Cascade R-CNN' if config.cascade_stages is not None else f'has neck_type={config.neck_type!r}'}."
+        )
+    new_config = FasterRCNNConfig.from_dict(config.to_dict() | {"mask_head": {"conv_channels": conv_channels}})
+    torch.manual_seed(seed)
+    model = FasterRCNNForObjectDetection(new_config)
+    missing, unexpected = model.load_state_dict(start.model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("roi_heads.mask_head.") for key in missing):
+        raise FasterRCNNHubError(f"Unexpected weights while adding a mask head: missing {missing}, extra {unexpected}.")
+    note = (
+        f"Added a new mask head ({conv_channels} channels, 4 convolutions, 28x28 masks, random weights, seed {seed}): "
+        "the model becomes a Mask R-CNN and trains with each object's segmentation."
+    )
+    return StartingPoint(model, start.processor, [*start.notes, note])
+
+
 def new_model(
     config: FasterRCNNConfig, class_names: Sequence[str], processor: FasterRCNNImageProcessor, seed: int
 ) -> StartingPoint:

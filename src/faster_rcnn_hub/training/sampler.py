@@ -19,6 +19,8 @@ class SamplingResult:
         candidates: The candidate boxes sampled from; ground-truth boxes first when they were added.
         pos_gt_boxes: `(P, 4)` ground-truth box of each positive.
         pos_gt_labels: `(P,)` class of each positive.
+        pos_gt_indices: `(P,)` index of each positive's ground-truth object (mmdetection's `pos_assigned_gt_inds`:
+            which object's mask is its mask target).
         num_gt_candidates: How many ground-truth boxes were put in front of the candidates (0 when none were).
     """
 
@@ -27,6 +29,7 @@ class SamplingResult:
     candidates: torch.Tensor
     pos_gt_boxes: torch.Tensor
     pos_gt_labels: torch.Tensor
+    pos_gt_indices: torch.Tensor
     num_gt_candidates: int = 0
 
     @property
@@ -109,5 +112,6 @@ class RandomSampler:
             candidates=candidates,
             pos_gt_boxes=pos_gt_boxes,
             pos_gt_labels=assign_result.labels[pos_indices],
+            pos_gt_indices=assigned_gt,
             num_gt_candidates=num_gt_candidates,
         )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import FasterRCNNHubError
+from ..errors import FasterRCNNHubError, InvalidAnnotationError
 from ..models.faster_rcnn.batching import crop_to_batch_padding
 from ..models.faster_rcnn.modeling_faster_rcnn import FasterRCNNForObjectDetection
 from ..models.faster_rcnn.training_settings import TrainingSettings
@@ -151,6 +151,19 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(part) for part in parts]).generate_state(2, dtype=np.uint64)[0] >> 1)
 
 
+def check_segmentations(dataset: CocoDetectionDataset) -> None:
+    """Refuse, before any step, a training set in which an object has no `segmentation` (a Mask R-CNN needs one
+    for every object)."""
+    missing = dataset.annotations_without_segmentation()
+    if missing:
+        raise InvalidAnnotationError(
+            f"The model is a Mask R-CNN (config.mask_head) and learns each object's mask, but {len(missing)} "
+            f"annotation(s) of {dataset.annotation_file} have no segmentation (ids {missing[:5]}"
+            f"{', ...' if len(missing) > 5 else ''}): give every object a segmentation (polygons or RLE; "
+            "faster-rcnn-hub synth writes them), or train a model without a mask head."
+        )
+
+
 def move_batch(batch: Any, device: torch.device) -> dict[str, Any]:
     """The collator's batch on `device` (labels and proposals included)."""
     moved = {key: value.to(device) for key, value in batch.items() if isinstance(value, torch.Tensor)}
@@ -208,9 +221,14 @@ class DetectionTrainer:
         # Whether this process's images of the current step count (0 for a stand-in image, see data_parallel).
         self._share_weight = 1.0
         self.stages = self._stages(model, options, train_dataset, eval_dataset)
+        # A Mask R-CNN learns its masks from the objects' segmentations, in the input frame with the boxes.
+        with_masks = model.config.mask_head is not None
+        if with_masks:
+            check_segmentations(train_dataset)
         self.collator = DetectionDataCollator(
-            processor, train_dataset.category_id_to_label, random_flip_probability=options.flip_probability
-        )
+            processor, train_dataset.category_id_to_label, random_flip_probability=options.flip_probability,
+            with_masks=with_masks,
+        )  # fmt: skip
         self.global_batch_size = options.batch_size * self.num_processes
         self.steps_per_epoch = math.ceil(len(train_dataset) / self.global_batch_size)
         self.state = TrainerState()
@@ -394,7 +412,8 @@ class DetectionTrainer:
         model = self.model
         pixel_values = crop_to_batch_padding(batch["pixel_values"], batch.get("padded_sizes"))
         image_sizes = batch["image_sizes"]
-        ground_truth = parse_labels(batch["labels"], pixel_values.size(0), model.config.num_classes, self.device)
+        ground_truth = parse_labels(batch["labels"], pixel_values.size(0), model.config.num_classes, self.device,
+                                    with_masks=self.collator.with_masks)  # fmt: skip
         proposals = batch.get("proposals")
         if proposal_network is not None:
             proposals = proposals_of(proposal_network, pixel_values, image_sizes)
@@ -411,7 +430,8 @@ class DetectionTrainer:
         height, width = max_over_processes(accelerator, local_size).tolist()
         pixel_values = pad_to(pixel_values, height, width)
         image_sizes = batch["image_sizes"]
-        ground_truth = parse_labels(batch["labels"], pixel_values.size(0), self.model.config.num_classes, self.device)
+        ground_truth = parse_labels(batch["labels"], pixel_values.size(0), self.model.config.num_classes, self.device,
+                                    with_masks=self.collator.with_masks)  # fmt: skip
         proposals = batch.get("proposals")
         if proposal_network is not None:
             proposals = proposals_of(proposal_network, pixel_values, image_sizes)

@@ -358,8 +358,9 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
                 into `config.id2label`) and `boxes` (`FloatTensor` of shape `(n, 4)`, x1, y1, x2, y2 in pixels of the
                 resized input, as [`FasterRCNNImageProcessor`] returns them for `annotations`). The output then holds
                 `loss` and `loss_dict`, mmdetection's Faster R-CNN training losses (a Cascade R-CNN's: per stage,
-                `s0.loss_cls`, `s0.loss_bbox`, ...). In training mode nothing else is computed; in eval mode the
-                detections are returned as well.
+                `s0.loss_cls`, `s0.loss_bbox`, ...; a Mask R-CNN's also `loss_mask`, for which each dict needs
+                `masks`, a `(n, height, width)` 0/1 tensor of the objects' masks in the resized, padded input). In
+                training mode nothing else is computed; in eval mode the detections are returned as well.
             proposals (`list[torch.FloatTensor]`, *optional*):
                 Boxes for the RoI head from outside the model, one `(n_i, 4)` tensor per image: x1, y1, x2, y2 in
                 pixels of the resized input (the frame of the output's `proposals`; [`FasterRCNNImageProcessor`]
@@ -372,11 +373,6 @@ class FasterRCNNForObjectDetection(FasterRCNNPreTrainedModel):
             raise TypeError(
                 f"FasterRCNNForObjectDetection.forward() got unexpected arguments {sorted(kwargs)}; "
                 "it takes pixel_values, image_sizes, original_sizes, padded_sizes, labels and proposals."
-            )
-        if labels is not None and self.config.mask_head is not None:
-            raise InvalidConfigError(
-                "Training a Mask R-CNN (config.mask_head) is not supported yet: this model runs inference only. Call "
-                "it without labels, or train a Faster R-CNN (a config without mask_head)."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         image_sizes, original_sizes = self._check_inputs(pixel_values, image_sizes, original_sizes)
