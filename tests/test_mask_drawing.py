@@ -38,6 +38,8 @@ def test_rle_reads_back_what_pycocotools_writes():
         ({"size": [4, 4], "counts": "05"}, "cover 5 pixels"),
         ({"size": [4], "counts": "0"}, "COCO RLE"),
         ([1, 2], "COCO RLE"),
+        ({"size": [2, 2], "counts": "~~"}, "not a character of COCO's RLE text"),
+        ({"size": [2, 2], "counts": "P"}, "ends in the middle of a number"),
     ],
 )
 def test_a_broken_rle_is_refused_naming_the_problem(rle, message):

@@ -111,27 +111,13 @@ def _polygon_problems(polygon: Any, number: int) -> list[str]:
 
 def _compressed_runs(text: str) -> list[int] | None:
     """The run lengths of COCO's compressed RLE text (pycocotools' `rleFrString`), `None` if it is not one."""
-    runs: list[int] = []
-    position = 0
-    while position < len(text):
-        value, shift, more = 0, 0, True
-        while more:
-            if position == len(text):
-                return None  # the text ends inside a number
-            code = ord(text[position]) - 48
-            if not 0 <= code < 64:
-                return None
-            value |= (code & 0x1F) << (5 * shift)
-            more = bool(code & 0x20)
-            position += 1
-            shift += 1
-            if not more and code & 0x10:
-                value |= -1 << (5 * shift)
-        # Runs after the second are stored as differences from the run two before.
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
+    # Imported here: the model folder's modules load torch, and this module stays light.
+    from ..models.faster_rcnn.mask_encoding import decompress_counts
+
+    try:
+        return decompress_counts(text)
+    except ValueError:
+        return None
 
 
 def _is_integer(value: Any) -> bool:

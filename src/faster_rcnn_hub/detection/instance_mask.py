@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.faster_rcnn.mask_encoding import compress_counts, run_lengths
+from ..models.faster_rcnn.mask_encoding import compress_counts, decompress_counts, run_lengths
 from ..models.faster_rcnn.mask_pasting import paste_mask_windows
 
 
@@ -105,28 +105,6 @@ class InstanceMask:
         elif zeros_after:
             lengths.append(zeros_after)
         return lengths
-
-
-def decompress_counts(counts: str) -> list[int]:
-    """pycocotools' `rleFrString`: run lengths from its compact ASCII string (the inverse of `compress_counts`)."""
-    lengths: list[int] = []
-    position = 0
-    while position < len(counts):
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= len(counts):
-                raise ValueError("The mask's RLE counts string ends in the middle of a number.")
-            chunk = ord(counts[position]) - 48
-            value |= (chunk & 0x1F) << shift
-            more = bool(chunk & 0x20)
-            position += 1
-            shift += 5
-            if not more and chunk & 0x10:
-                value |= -1 << shift  # a negative difference: sign-extend
-        if len(lengths) > 2:
-            value += lengths[-2]
-        lengths.append(value)
-    return lengths
 
 
 def instance_masks(

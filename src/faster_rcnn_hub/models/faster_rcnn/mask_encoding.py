@@ -42,6 +42,37 @@ def compress_counts(counts: list[int]) -> str:
     return "".join(characters)
 
 
+def decompress_counts(counts: str) -> list[int]:
+    """pycocotools' `rleFrString`: run lengths from its compact ASCII string (the inverse of `compress_counts`).
+
+    Raises:
+        ValueError: `counts` holds a character outside the encoding's 64, or ends in the middle of a number.
+    """
+    lengths: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("The mask's RLE counts string ends in the middle of a number.")
+            chunk = ord(counts[position]) - 48
+            if not 0 <= chunk < 64:
+                raise ValueError(
+                    f"The mask's RLE counts string holds {counts[position]!r}, not a character of COCO's RLE text."
+                )
+            value |= (chunk & 0x1F) << shift
+            more = bool(chunk & 0x20)
+            position += 1
+            shift += 5
+            if not more and chunk & 0x10:
+                value |= -1 << shift  # a negative difference: sign-extend
+        # Runs after the second are stored as differences from the run two before.
+        if len(lengths) > 2:
+            value += lengths[-2]
+        lengths.append(value)
+    return lengths
+
+
 def encode_rle(mask: np.ndarray | torch.Tensor) -> dict[str, Any]:
     """`{"size": [height, width], "counts": str}` for a 2-D binary mask, as `pycocotools.mask.encode` gives it
     (with `counts` decoded to a string, the form COCO result files hold)."""
@@ -53,4 +84,4 @@ def encode_rle(mask: np.ndarray | torch.Tensor) -> dict[str, Any]:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": compress_counts(run_lengths(mask))}
 
 
-__all__ = ["compress_counts", "encode_rle", "run_lengths"]
+__all__ = ["compress_counts", "decompress_counts", "encode_rle", "run_lengths"]
