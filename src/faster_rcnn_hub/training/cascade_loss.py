@@ -14,6 +14,7 @@ mmdetection's `cascade-rcnn_r50_fpn.py` (see `detection_loss.rpn_losses`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,8 +22,9 @@ import torch
 from ..models.faster_rcnn.roi_align import boxes_to_rois
 from ..models.faster_rcnn.training_settings import TrainingSettings
 from .assigner import MaxIoUAssigner
-from .losses import smooth_l1_loss, softmax_cross_entropy
-from .sampler import RandomSampler, SamplingResult
+from .box_head_loss import box_head_losses, sample_rois
+from .losses import smooth_l1_loss
+from .sampler import SamplingResult
 from .targets import RoITargets, roi_targets
 
 if TYPE_CHECKING:
@@ -42,39 +44,7 @@ def stage_sampling(
 ) -> list[SamplingResult]:
     """Assign and sample one stage's RoIs, per image, with the stage's IoU threshold."""
     assigner = MaxIoUAssigner(iou_threshold, iou_threshold, iou_threshold, settings.rcnn_match_low_quality)
-    sampler = RandomSampler(
-        settings.rcnn_num_samples, settings.rcnn_pos_fraction, add_gt_as_proposals=settings.rcnn_add_gt_as_proposals
-    )
-    results = []
-    for boxes, truth_boxes, truth_classes in zip(proposals, gt_boxes, gt_classes):
-        boxes = boxes[:, :4].detach()
-        assignment = assigner.assign(boxes, truth_boxes, truth_classes)
-        results.append(sampler.sample(assignment, boxes, truth_boxes, truth_classes))
-    return results
-
-
-def stage_losses(
-    class_logits: torch.Tensor,
-    box_deltas: torch.Tensor,
-    targets: Sequence[RoITargets],
-    num_classes: int,
-    normalizer: Callable[[float], float] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`loss_cls` and `loss_bbox` of one stage before its weight (mmdetection's `BBoxHead.loss`, class-agnostic
-    regression, smooth L1): both divided by the sampled RoI count."""
-    labels = torch.cat([target.labels for target in targets])
-    delta_targets = torch.cat([target.deltas for target in targets])
-    num_rois = labels.numel()
-    avg_factor = float(num_rois) if normalizer is None else normalizer(float(num_rois))
-    loss_cls = softmax_cross_entropy(class_logits, labels, torch.ones_like(labels, dtype=class_logits.dtype),
-                                     max(avg_factor, 1.0))  # fmt: skip
-    positive = labels < num_classes
-    if not bool(positive.any()):
-        return loss_cls, box_deltas[positive].sum()
-    positive_targets = delta_targets[positive]
-    loss_bbox = smooth_l1_loss(box_deltas.view(num_rois, 4)[positive], positive_targets,
-                               torch.ones_like(positive_targets), avg_factor, STAGE_SMOOTH_L1_BETA)  # fmt: skip
-    return loss_cls, loss_bbox
+    return sample_rois(proposals, gt_boxes, gt_classes, assigner, settings)
 
 
 @torch.no_grad()
@@ -127,6 +97,7 @@ def cascade_roi_losses(
     """
     roi_heads = model.roi_heads
     num_classes = roi_heads.num_classes
+    stage_regression_loss = partial(smooth_l1_loss, beta=STAGE_SMOOTH_L1_BETA)
     losses: dict[str, torch.Tensor] = {}
     for index, (stage, stage_config) in enumerate(zip(roi_heads.stages, model.config.cascade_stages)):
         sampled = stage_sampling(proposals, gt_boxes, gt_classes, float(stage_config["iou_threshold"]), settings)
@@ -134,7 +105,9 @@ def cascade_roi_losses(
         pooled = roi_heads.roi_align(features, boxes_to_rois([target.rois for target in targets]))
         pooled = pooled.to(stage.box_predictor.cls_score.weight.dtype)
         class_logits, box_deltas = stage.box_predictor(stage.box_head(pooled))
-        loss_cls, loss_bbox = stage_losses(class_logits.float(), box_deltas.float(), targets, num_classes, normalizer)
+        loss_cls, loss_bbox = box_head_losses(class_logits.float(), box_deltas.float(), targets, num_classes,
+                                              class_agnostic=True, regression_loss=stage_regression_loss,
+                                              normalizer=normalizer)  # fmt: skip
         weight = float(stage_config["loss_weight"])
         losses[f"s{index}.loss_cls"] = loss_cls * weight
         losses[f"s{index}.loss_bbox"] = loss_bbox * weight

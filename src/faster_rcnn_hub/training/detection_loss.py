@@ -18,8 +18,9 @@ from ..errors import InvalidAnnotationError, InvalidConfigError
 from ..models.faster_rcnn.roi_align import boxes_to_rois
 from ..models.faster_rcnn.training_settings import TrainingSettings
 from .assigner import MaxIoUAssigner
+from .box_head_loss import box_head_losses, sample_rois
 from .cascade_loss import cascade_roi_losses
-from .losses import l1_loss, sigmoid_cross_entropy, smooth_l1_loss, softmax_cross_entropy
+from .losses import l1_loss, sigmoid_cross_entropy, smooth_l1_loss
 from .mask_loss import mask_loss
 from .sampler import RandomSampler
 from .targets import anchor_targets, roi_targets, valid_anchor_mask
@@ -292,40 +293,14 @@ def roi_losses(
         settings.rcnn_min_pos_iou,
         settings.rcnn_match_low_quality,
     )
-    sampler = RandomSampler(
-        settings.rcnn_num_samples, settings.rcnn_pos_fraction, add_gt_as_proposals=settings.rcnn_add_gt_as_proposals
-    )
-    targets, sampled = [], []
-    for image_proposals, truth in zip(proposals, ground_truth):
-        image_proposals = image_proposals[:, :4].detach()
-        assignment = assigner.assign(image_proposals, truth.boxes, truth.classes)
-        sampled.append(sampler.sample(assignment, image_proposals, truth.boxes, truth.classes))
-        targets.append(roi_targets(sampled[-1], roi_heads.num_classes, roi_heads.box_coder))
-    losses = _box_losses(roi_heads, features, targets, normalizer)
+    sampled = sample_rois(proposals, [truth.boxes for truth in ground_truth], [truth.classes for truth in ground_truth],
+                          assigner, settings)  # fmt: skip
+    targets = [roi_targets(sample, roi_heads.num_classes, roi_heads.box_coder) for sample in sampled]
+    rois = boxes_to_rois([target.rois for target in targets])
+    class_logits, box_deltas = roi_heads.box_predictor(roi_heads.box_head(roi_heads.roi_align(features, rois)))
+    loss_cls, loss_bbox = box_head_losses(class_logits, box_deltas, targets, roi_heads.num_classes,
+                                          roi_heads.class_agnostic, l1_loss, normalizer)  # fmt: skip
+    losses = {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
     if roi_heads.predicts_masks:
         losses["loss_mask"] = mask_loss(roi_heads, features, sampled, [truth.masks for truth in ground_truth])
     return losses
-
-
-def _box_losses(
-    roi_heads: Any, features: Sequence[torch.Tensor], targets: Sequence[Any], normalizer: Normalizer | None
-) -> dict[str, torch.Tensor]:
-    """`loss_cls` and `loss_bbox` of the sampled RoIs' `targets`."""
-    rois = boxes_to_rois([target.rois for target in targets])
-    class_logits, box_deltas = roi_heads.box_predictor(roi_heads.box_head(roi_heads.roi_align(features, rois)))
-    labels = torch.cat([target.labels for target in targets])
-    delta_targets = torch.cat([target.deltas for target in targets])
-    num_rois = labels.numel()
-    avg_factor = float(num_rois) if normalizer is None else normalizer(float(num_rois))
-    loss_cls = softmax_cross_entropy(class_logits, labels, torch.ones_like(labels, dtype=class_logits.dtype),
-                                     max(avg_factor, 1.0))
-    positive = labels < roi_heads.num_classes
-    if not bool(positive.any()):
-        return {"loss_cls": loss_cls, "loss_bbox": box_deltas[positive].sum()}
-    if roi_heads.class_agnostic:
-        positive_deltas = box_deltas.view(num_rois, -1)[positive]
-    else:
-        positive_deltas = box_deltas.view(num_rois, roi_heads.num_classes, 4)[positive, labels[positive]]
-    positive_targets = delta_targets[positive]
-    loss_bbox = l1_loss(positive_deltas, positive_targets, torch.ones_like(positive_targets), avg_factor)
-    return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
