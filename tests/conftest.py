@@ -35,6 +35,26 @@ CASE_SCALES = {
 }
 
 
+def load_manifest(name: str) -> dict:
+    """A model-zoo configuration's state-dict manifest (`fixtures/manifests/NAME.json`)."""
+    return json.loads((MANIFESTS / f"{name}.json").read_text())
+
+
+def assert_manifest_keys_fill_the_model(manifest: dict, config) -> dict[str, tuple[int, ...]]:
+    """Every checkpoint key of `manifest` has a renaming rule, and the renamed keys are exactly the keys of the
+    model `config` builds, shape for shape (the model is built on the meta device: no weights are made). Returns
+    the model's shapes."""
+    from faster_rcnn_hub import FasterRCNNForObjectDetection
+    from faster_rcnn_hub.conversion import rename_key
+
+    with torch.device("meta"):
+        shapes = {key: tuple(value.shape) for key, value in FasterRCNNForObjectDetection(config).state_dict().items()}
+    renamed = {rename_key(key): tuple(shape) for key, shape in manifest["keys"]}
+    assert None not in renamed, "a checkpoint key has no rule"
+    assert renamed == shapes
+    return shapes
+
+
 def case_images(case: str) -> list[str]:
     return sorted(path.stem for path in (MMDET / case).glob("*.json") if path.name != "manifest.json")
 

@@ -16,9 +16,18 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import IMAGES, MANIFESTS, MMDET, case_images, reference, resized_image_path, write_manifest_config
+from conftest import (
+    IMAGES,
+    MMDET,
+    assert_manifest_keys_fill_the_model,
+    case_images,
+    load_manifest,
+    reference,
+    resized_image_path,
+    write_manifest_config,
+)
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
-from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
+from faster_rcnn_hub.conversion import load_config_file, settings_from_mmdet_config
 from faster_rcnn_hub.errors import InvalidConfigError, UnsupportedArchitectureError
 from isolated_python import REMOTE_DRIVER, run_isolated
 from parity import assert_matches, compare_detections
@@ -149,14 +158,10 @@ def test_bad_cascade_configs_are_refused_naming_the_field(settings, message):
         FasterRCNNConfig(**settings)
 
 
-def _manifest(name: str) -> dict:
-    return json.loads((MANIFESTS / f"{name}.json").read_text())
-
-
 def test_zoo_cascade_config_converts_every_key(tmp_path):
     """mmdetection's full-size Cascade R-CNN config: its stages, and a place of the right shape for each of its
     checkpoint's keys (the model is built on the meta device: no weights are made)."""
-    manifest = _manifest("cascade_r50_fpn_1x_coco")
+    manifest = load_manifest("cascade_r50_fpn_1x_coco")
     settings = settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / "cascade.py")))
     assert settings.model["cascade_stages"] == [
         _stage((0.1, 0.1, 0.2, 0.2), 0.5, 1.0),
@@ -164,11 +169,7 @@ def test_zoo_cascade_config_converts_every_key(tmp_path):
         _stage((0.033, 0.033, 0.067, 0.067), 0.7, 0.25),
     ]
     config = FasterRCNNConfig(num_classes=settings.num_classes, **settings.model)
-    with torch.device("meta"):
-        shapes = {key: tuple(value.shape) for key, value in FasterRCNNForObjectDetection(config).state_dict().items()}
-    renamed = {rename_key(key): tuple(shape) for key, shape in manifest["keys"]}
-    assert None not in renamed, "a checkpoint key has no rule"
-    assert renamed == shapes
+    assert_manifest_keys_fill_the_model(manifest, config)
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,7 @@ def test_zoo_cascade_config_converts_every_key(tmp_path):
     ids=["class-specific-stage", "stages-differ", "standard-roi-head"],
 )
 def test_unsupported_cascade_configs_are_refused_naming_the_field(name, change, message, tmp_path):
-    manifest = copy.deepcopy(_manifest(name))
+    manifest = copy.deepcopy(load_manifest(name))
     change(manifest["model_cfg"])
     with pytest.raises(UnsupportedArchitectureError, match=message):
         settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / f"{name}.py")))

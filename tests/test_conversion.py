@@ -14,7 +14,7 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from conftest import MANIFESTS, MMDET, write_manifest_config, write_seeded_checkpoint
+from conftest import MMDET, load_manifest, write_manifest_config, write_seeded_checkpoint
 from faster_rcnn_hub import (
     CheckpointError,
     FasterRCNNForObjectDetection,
@@ -47,13 +47,9 @@ ZOO_MANIFESTS = [
 ]
 
 
-def _manifest(name: str) -> dict:
-    return json.loads((MANIFESTS / f"{name}.json").read_text())
-
-
 @pytest.mark.parametrize("name", ZOO_MANIFESTS)
 def test_every_zoo_configuration_converts_with_all_keys_used(name, tmp_path):
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     checkpoint = write_seeded_checkpoint(manifest, tmp_path / f"{name}.pth", seed=7)
     config_file = write_manifest_config(manifest, tmp_path / f"{name}.py")
     result = convert_checkpoint(checkpoint, tmp_path / "out", config_path=config_file)
@@ -182,7 +178,7 @@ def _set(path: str, value):
     ],
 )
 def test_unsupported_architectures_are_refused_naming_the_field(name, change, message, tmp_path):
-    manifest = copy.deepcopy(_manifest(name))
+    manifest = copy.deepcopy(load_manifest(name))
     change(manifest["model_cfg"])
     config_file = write_manifest_config(manifest, tmp_path / f"{name}.py")
     with pytest.raises(UnsupportedArchitectureError, match=message):

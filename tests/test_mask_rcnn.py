@@ -19,9 +19,10 @@ import pytest
 import torch
 from conftest import (
     IMAGES,
-    MANIFESTS,
     MMDET,
+    assert_manifest_keys_fill_the_model,
     case_images,
+    load_manifest,
     reference,
     resized_image_path,
     write_manifest_config,
@@ -32,7 +33,7 @@ from PIL import Image
 from transformers import pipeline
 
 from faster_rcnn_hub import FasterRCNNConfig, FasterRCNNForObjectDetection
-from faster_rcnn_hub.conversion import load_config_file, rename_key, settings_from_mmdet_config
+from faster_rcnn_hub.conversion import load_config_file, settings_from_mmdet_config
 from faster_rcnn_hub.conversion.state_dict import convert_state_dict
 from faster_rcnn_hub.errors import InvalidAnnotationError, InvalidConfigError, UnsupportedArchitectureError
 from faster_rcnn_hub.models.faster_rcnn.mask_encoding import encode_rle
@@ -321,25 +322,17 @@ def test_bad_mask_head_configs_are_refused_naming_the_field(mask_head, message):
         FasterRCNNConfig(mask_head=mask_head)
 
 
-def _manifest(name: str) -> dict:
-    return json.loads((MANIFESTS / f"{name}.json").read_text())
-
-
 def test_zoo_mask_rcnn_config_converts_every_key(tmp_path):
     """mmdetection's full-size Mask R-CNN config: its mask head, and a place of the right shape for each of its
     checkpoint's keys (the model is built on the meta device: no weights are made)."""
-    manifest = _manifest("mask_r50_fpn_1x_coco")
+    manifest = load_manifest("mask_r50_fpn_1x_coco")
     settings = settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / "mask.py")))
     assert settings.model["mask_head"] == {
         "roi_output_size": 14, "roi_sampling_ratio": 0, "roi_aligned": True, "num_convs": 4, "conv_channels": 256,
         "upsample_ratio": 2, "class_agnostic": False, "mask_threshold": 0.5,
     }  # fmt: skip
     config = FasterRCNNConfig(num_classes=settings.num_classes, **settings.model)
-    with torch.device("meta"):
-        shapes = {key: tuple(value.shape) for key, value in FasterRCNNForObjectDetection(config).state_dict().items()}
-    renamed = {rename_key(key): tuple(shape) for key, shape in manifest["keys"]}
-    assert None not in renamed, "a checkpoint key has no rule"
-    assert renamed == shapes
+    assert_manifest_keys_fill_the_model(manifest, config)
 
 
 @pytest.mark.parametrize(
@@ -372,7 +365,7 @@ def test_zoo_mask_rcnn_config_converts_every_key(tmp_path):
     ids=["cascade-stages-differ", "bilinear-upsample", "group-norm", "other-levels", "soft-masks"],
 )
 def test_unsupported_mask_configs_are_refused_naming_the_field(name, change, message, tmp_path):
-    manifest = copy.deepcopy(_manifest(name))
+    manifest = copy.deepcopy(load_manifest(name))
     change(manifest["model_cfg"])
     with pytest.raises(UnsupportedArchitectureError, match=message):
         settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / f"{name}.py")))
@@ -432,15 +425,11 @@ CASCADE_CASE = "tiny_cascade_r50_fpn_coco"
 def test_zoo_cascade_mask_rcnn_config_converts_every_key(tmp_path):
     """mmdetection's Cascade Mask R-CNN: its mask head, and a place of the right shape for each of its checkpoint's
     400 keys, among them three mask heads, one per stage."""
-    manifest = _manifest("cascade_mask_r50_fpn_1x_coco")
+    manifest = load_manifest("cascade_mask_r50_fpn_1x_coco")
     settings = settings_from_mmdet_config(load_config_file(write_manifest_config(manifest, tmp_path / "cascade.py")))
     assert settings.model["mask_head"]["conv_channels"] == 256 and len(settings.model["cascade_stages"]) == 3
     config = FasterRCNNConfig(num_classes=settings.num_classes, **settings.model)
-    with torch.device("meta"):
-        shapes = {key: tuple(value.shape) for key, value in FasterRCNNForObjectDetection(config).state_dict().items()}
-    renamed = {rename_key(key): tuple(shape) for key, shape in manifest["keys"]}
-    assert None not in renamed, "a checkpoint key has no rule"
-    assert renamed == shapes
+    shapes = assert_manifest_keys_fill_the_model(manifest, config)
     assert sum(".mask_head." in key for key in shapes) == 3 * 12
     # The converter's strict renaming takes every key onto the model, shapes checked (meta tensors: no data).
     with torch.device("meta"):
